@@ -1,0 +1,9 @@
+DROP TABLE refund;
+DROP TABLE pay_log;
+DROP TABLE pay_attempt;
+DROP TABLE order_product;
+DROP TABLE orders;
+DROP TABLE user_token;
+DROP TABLE user_address;
+DROP TABLE users;
+DROP TABLE products;

@@ -1,0 +1,221 @@
+//! Typed configuration: working defaults for `cargo run`, an optional `jiesuan.toml`, and
+//! `DATABASE_URL` / `JIESUAN_*` environment overrides. Loaded once into `AppState`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayMode {
+    /// The built-in sandbox plays WeChat Pay and Ping++; nothing leaves the machine.
+    Sandbox,
+    /// Real platforms; refuses to start without keys.
+    Live,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WechatConfig {
+    pub appid: String,
+    pub app_secret: String,
+    pub mch_id: String,
+    pub api_key: String,
+    /// Base of `sns/jscode2session` (the mini-program login); sandbox mode points it at itself.
+    pub login_base: Option<String>,
+    /// Base of the pay API (`https://api.mch.weixin.qq.com`); sandbox mode points it at itself.
+    pub pay_base: Option<String>,
+}
+
+impl Default for WechatConfig {
+    fn default() -> Self {
+        // Sandbox credentials: they only work against the built-in sandbox.
+        WechatConfig {
+            appid: "wxsandbox0000001".into(),
+            app_secret: "sandbox-app-secret".into(),
+            mch_id: "1900000109".into(),
+            api_key: "sandboxsandboxsandboxsandbox0001".into(),
+            login_base: None,
+            pay_base: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database_url: String,
+    pub bind: String,
+    /// The URL the shop is reached at from outside (QR codes, notify URLs). Defaults to
+    /// `http://` + the bound address.
+    pub public_url: Option<String>,
+    pub pay_mode: PayMode,
+    pub order_timeout_minutes: i64,
+    pub token_ttl_minutes: i64,
+    /// 64+ bytes as hex, shared by every instance; sandbox mode makes one under `data/`.
+    pub session_secret: Option<String>,
+    pub db_pool_size: u32,
+    pub seed_demo_data: bool,
+    pub wechat: WechatConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://data/jiesuan.db".into(),
+            bind: "127.0.0.1:8080".into(),
+            public_url: None,
+            pay_mode: PayMode::Sandbox,
+            order_timeout_minutes: 30,
+            token_ttl_minutes: 120,
+            session_secret: None,
+            db_pool_size: 10,
+            seed_demo_data: true,
+            wechat: WechatConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("invalid {0}: {1}")]
+    Toml(String, toml::de::Error),
+    #[error("invalid environment variable {0}: {1}")]
+    Env(&'static str, String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `jiesuan.toml` (or the file `JIESUAN_CONFIG` names), then the environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let path = std::env::var("JIESUAN_CONFIG").ok();
+        let file = path.clone().unwrap_or_else(|| "jiesuan.toml".into());
+        let mut cfg = match std::fs::read_to_string(&file) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Toml(file.clone(), e))?,
+            Err(e) if path.is_none() && e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => return Err(ConfigError::Read(file, e)),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies `DATABASE_URL`, `JIESUAN_BIND` and the other `JIESUAN_*` overrides.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(k: &'static str, v: String) -> Result<T, ConfigError> {
+            v.parse().map_err(|_| ConfigError::Env(k, v))
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = get("JIESUAN_BIND") {
+            self.bind = v;
+        }
+        if let Some(v) = get("JIESUAN_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("JIESUAN_PAY_MODE") {
+            self.pay_mode = match v.as_str() {
+                "sandbox" => PayMode::Sandbox,
+                "live" => PayMode::Live,
+                _ => return Err(ConfigError::Env("JIESUAN_PAY_MODE", v)),
+            };
+        }
+        if let Some(v) = get("JIESUAN_ORDER_TIMEOUT_MINUTES") {
+            self.order_timeout_minutes = num("JIESUAN_ORDER_TIMEOUT_MINUTES", v)?;
+        }
+        if let Some(v) = get("JIESUAN_TOKEN_TTL_MINUTES") {
+            self.token_ttl_minutes = num("JIESUAN_TOKEN_TTL_MINUTES", v)?;
+        }
+        if let Some(v) = get("JIESUAN_DB_POOL_SIZE") {
+            self.db_pool_size = num("JIESUAN_DB_POOL_SIZE", v)?;
+        }
+        if let Some(v) = get("JIESUAN_SESSION_SECRET") {
+            self.session_secret = Some(v);
+        }
+        if let Some(v) = get("JIESUAN_SEED_DEMO_DATA") {
+            self.seed_demo_data = v == "1" || v == "true";
+        }
+        let wx = &mut self.wechat;
+        for (key, slot) in [
+            ("JIESUAN_WECHAT_APPID", &mut wx.appid),
+            ("JIESUAN_WECHAT_APP_SECRET", &mut wx.app_secret),
+            ("JIESUAN_WECHAT_MCH_ID", &mut wx.mch_id),
+            ("JIESUAN_WECHAT_API_KEY", &mut wx.api_key),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = v;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses settings that cannot work, before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if !(1..=24 * 60).contains(&self.order_timeout_minutes) {
+            return bad("order_timeout_minutes must be between 1 and 1440");
+        }
+        if !(1..=60 * 24 * 30).contains(&self.token_ttl_minutes) {
+            return bad("token_ttl_minutes must be between 1 and 43200");
+        }
+        if !(1..=200).contains(&self.db_pool_size) {
+            return bad("db_pool_size must be between 1 and 200");
+        }
+        if let Some(s) = &self.session_secret {
+            if hex::decode(s).map(|b| b.len() < 64).unwrap_or(true) {
+                return bad("session_secret must be at least 64 bytes written as hex");
+            }
+        }
+        if self.pay_mode == PayMode::Live {
+            let wx = &self.wechat;
+            let defaults = WechatConfig::default();
+            if wx.appid == defaults.appid || wx.mch_id == defaults.mch_id || wx.api_key == defaults.api_key {
+                return bad("live mode needs real WeChat appid, mch_id and api_key");
+            }
+            if self.session_secret.is_none() {
+                return bad("live mode needs session_secret (shared by every instance)");
+            }
+            if self.public_url.is_none() {
+                return bad("live mode needs public_url (notify URLs and QR codes)");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_defaults() {
+        let mut cfg = Config::default();
+        let env = |k: &str| match k {
+            "DATABASE_URL" => Some("mysql://root@127.0.0.1/test".to_string()),
+            "JIESUAN_ORDER_TIMEOUT_MINUTES" => Some("5".to_string()),
+            _ => None,
+        };
+        assert!(cfg.apply_env(env).is_ok());
+        assert_eq!(cfg.database_url, "mysql://root@127.0.0.1/test");
+        assert_eq!(cfg.order_timeout_minutes, 5);
+    }
+
+    #[test]
+    fn live_mode_refuses_sandbox_keys() {
+        let cfg = Config {
+            pay_mode: PayMode::Live,
+            ..Config::default()
+        };
+        assert!(cfg.validate().is_err());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_bad_number_names_its_variable() {
+        let mut cfg = Config::default();
+        let err = cfg.apply_env(|k| (k == "JIESUAN_DB_POOL_SIZE").then(|| "many".to_string()));
+        assert!(matches!(err, Err(ConfigError::Env("JIESUAN_DB_POOL_SIZE", _))));
+    }
+}

@@ -1,0 +1,33 @@
+//! The mini-program JSON API (`/api/v1/...`, the zerg shop's routes and error shape).
+
+pub mod address;
+pub mod order;
+pub mod product;
+pub mod token;
+
+use super::error::ApiError;
+use crate::domain::Scope;
+use super::session::ApiUser;
+
+/// Requires a shopper token (scope 16), as the zerg shop's `needExclusiveScope`.
+pub fn shopper(user: ApiUser) -> Result<i32, ApiError> {
+    match user.scope {
+        Scope::User => Ok(user.id),
+        Scope::Admin => Err(crate::services::ServiceError::Forbidden.into()),
+    }
+}
+
+/// Turns actix's JSON payload errors (bad syntax, wrong type, too large) into error 10000.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let e = match &err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            10000,
+            "请求体过大",
+        ),
+        E::ContentType => ApiError::bad_request("Content-Type 必须是 application/json"),
+        other => ApiError::bad_request(format!("JSON 格式错误：{other}")),
+    };
+    e.into()
+}

@@ -1,0 +1,154 @@
+//! Checkout, order placement, "我的订单" and the pay page.
+
+use super::cart::priced_lines;
+use super::{address_view, order_row, snap_line};
+use crate::controllers::error::PageError;
+use crate::controllers::session::{Cart, Shopper};
+use crate::controllers::{csrf_form, db, layout, render, render_status, see_other};
+use crate::domain::ProductId;
+use crate::services::order::{self as orders, Placement};
+use crate::services::{account, ServiceError};
+use crate::startup::AppState;
+use crate::validators::PlaceOrderCmd;
+use crate::views::{AddressView, CheckoutPage, OrdersPage, PayPage};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+async fn checkout_page(
+    state: &AppState,
+    shopper: &Shopper,
+    cart: &Cart,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let (lines, total) = priced_lines(state, cart).await?;
+    let uid = shopper.id;
+    let address = db(state, move |c| account::address(c, uid)).await?;
+    let page = CheckoutPage {
+        layout: layout(&shopper.session, cart),
+        lines,
+        total: total.to_string(),
+        address: address.map(|a| AddressView {
+            name: a.name,
+            mobile: a.mobile,
+            province: a.province,
+            city: a.city,
+            district: a.district,
+            detail: a.detail,
+        }),
+        error,
+    };
+    render_status(state, &page, status)
+}
+
+pub async fn checkout(
+    state: web::Data<AppState>,
+    shopper: Shopper,
+    cart: Cart,
+) -> Result<HttpResponse, PageError> {
+    checkout_page(&state, &shopper, &cart, None, StatusCode::OK).await
+}
+
+/// `POST /home/order/save`: places the cart as an order and goes to its pay page.
+pub async fn save(
+    state: web::Data<AppState>,
+    shopper: Shopper,
+    cart: Cart,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let _: BTreeMap<String, String> = csrf_form(&shopper.session, &body)?;
+    if cart.lines.is_empty() {
+        return checkout_page(&state, &shopper, &cart, Some("购物车是空的".into()), StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let mut merged: BTreeMap<i32, i32> = BTreeMap::new();
+    for (id, n) in &cart.lines {
+        *merged.entry(*id).or_insert(0) += n;
+    }
+    let cmd = PlaceOrderCmd {
+        lines: merged.into_iter().map(|(id, n)| (ProductId(id), n)).collect(),
+    };
+    let uid = shopper.id;
+    let timeout = state.config.order_timeout_minutes;
+    let outcome = db(&state, move |c| orders::place(c, uid, &cmd, timeout)).await;
+    let error = match outcome {
+        Ok(Placement::Placed(placed)) => {
+            let mut res = see_other(&format!("/home/order/pay?order_sn={}", placed.order_no));
+            res.add_cookie(&Cart::default().cookie()).map_err(PageError::internal)?;
+            return Ok(res);
+        }
+        Ok(Placement::OutOfStock(short)) => {
+            let names: Vec<String> = short
+                .lines
+                .iter()
+                .filter(|l| !l.have_stock)
+                .map(|l| l.name.clone())
+                .collect();
+            format!("库存不足：{}。请修改数量后再提交。", names.join("、"))
+        }
+        Err(ServiceError::NoAddress) => {
+            return Ok(see_other("/home/address?next=/home/order/checkout"));
+        }
+        Err(ServiceError::ProductNotFound(id)) => {
+            format!("商品 {id} 已下架，请从购物车中删除后再提交。")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    checkout_page(&state, &shopper, &cart, Some(error), StatusCode::CONFLICT).await
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<i64>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    shopper: Shopper,
+    cart: Cart,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, PageError> {
+    const SIZE: i64 = 10;
+    let page = q.page.unwrap_or(1).max(1);
+    let uid = shopper.id;
+    let (rows, total) = db(&state, move |c| orders::page_of_user(c, uid, page, SIZE)).await?;
+    render(
+        &state,
+        &OrdersPage {
+            layout: layout(&shopper.session, &cart),
+            orders: rows.iter().map(order_row).collect(),
+            page,
+            pages: ((total + SIZE - 1) / SIZE).max(1),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct OrderSnQuery {
+    #[serde(default)]
+    order_sn: String,
+}
+
+/// `GET /home/order/pay?order_sn=`: the order's summary and, as payment arrives, its status.
+pub async fn pay(
+    state: web::Data<AppState>,
+    shopper: Shopper,
+    cart: Cart,
+    q: web::Query<OrderSnQuery>,
+) -> Result<HttpResponse, PageError> {
+    let uid = shopper.id;
+    let no = q.order_sn.clone();
+    let order = db(&state, move |c| orders::owned_by_no(c, uid, &no)).await?;
+    let address = orders::snap_address(&order).ok_or_else(|| PageError::internal("bad snap_address"))?;
+    let page = PayPage {
+        layout: layout(&shopper.session, &cart),
+        order: order_row(&order),
+        lines: orders::snap_items(&order).iter().map(snap_line).collect(),
+        address: address_view(address),
+        expires_at: crate::domain::format_shanghai(order.expires_at),
+        expires_at_unix: order.expires_at.and_utc().timestamp(),
+    };
+    render(&state, &page)
+}
+

@@ -1,0 +1,194 @@
+//! The database connection: one enum over the three backends, chosen at run time by URL,
+//! a pool, migrations per backend, and the write-transaction helper.
+//! May import diesel only; everything above talks to `Conn` and `Pool`.
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{self, CustomizeConnection};
+use diesel::{Connection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum Conn {
+    #[cfg(feature = "postgres")]
+    Postgresql(diesel::PgConnection),
+    #[cfg(feature = "mysql")]
+    Mysql(diesel::MysqlConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mysql,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("mysql://") {
+            Backend::Mysql
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Mysql => "mysql",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The SQLite file path named by a `sqlite://` URL or a bare path.
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://").unwrap_or(url)
+}
+
+/// Opens connections by URL scheme and keeps the real error (diesel's derived `establish`
+/// tries every backend in turn and discards their errors).
+#[derive(Debug)]
+pub struct Manager {
+    url: String,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<Conn, r2d2::Error> {
+        use r2d2::Error::ConnectionError as CE;
+        let url = self.url.as_str();
+        match Backend::of_url(url) {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => Ok(Conn::Postgresql(
+                diesel::PgConnection::establish(url).map_err(CE)?,
+            )),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => Ok(Conn::Mysql(
+                diesel::MysqlConnection::establish(url).map_err(CE)?,
+            )),
+            Backend::Sqlite => Ok(Conn::Sqlite(
+                SqliteConnection::establish(sqlite_path(url)).map_err(CE)?,
+            )),
+            #[allow(unreachable_patterns)]
+            other => Err(CE(diesel::ConnectionError::InvalidConnectionUrl(format!(
+                "this build has no {} support; rebuild with `--features {}`",
+                other.name(),
+                other.name()
+            )))),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), r2d2::Error> {
+        r2d2::R2D2Connection::ping(conn).map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        r2d2::R2D2Connection::is_broken(conn)
+    }
+}
+
+/// Per-connection settings: SQLite pragmas (they do not persist, except WAL) and
+/// statement deadlines on the servers, so no query holds a pooled connection forever.
+#[derive(Debug)]
+struct SessionSettings;
+
+impl CustomizeConnection<Conn, r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut Conn) -> Result<(), r2d2::Error> {
+        let sql = match conn {
+            Conn::Sqlite(_) => {
+                "PRAGMA busy_timeout=10000; PRAGMA journal_mode=WAL; \
+                 PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+            }
+            #[cfg(feature = "mysql")]
+            Conn::Mysql(_) => "SET SESSION max_statement_time=30; SET SESSION time_zone='+00:00';",
+            #[cfg(feature = "postgres")]
+            Conn::Postgresql(_) => "SET statement_timeout = 30000; SET TIME ZONE 'UTC';",
+        };
+        conn.batch_execute(sql).map_err(r2d2::Error::QueryError)
+    }
+}
+
+/// Builds the pool; for SQLite, creates the file's directory first.
+pub fn connect(url: &str, max_size: u32) -> Result<Pool, String> {
+    if Backend::of_url(url) == Backend::Sqlite {
+        if let Some(dir) = std::path::Path::new(sqlite_path(url)).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+        }
+    }
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .connection_customizer(Box::new(SessionSettings))
+        .build(Manager {
+            url: url.to_string(),
+        })
+        .map_err(|e| format!("cannot connect to the database: {e}"))
+}
+
+/// Applies the pending migrations of the connection's backend; returns how many ran.
+pub fn migrate(conn: &mut Conn) -> Result<usize, String> {
+    let set = match conn {
+        Conn::Sqlite(_) => SQLITE_MIGRATIONS,
+        #[cfg(feature = "mysql")]
+        Conn::Mysql(_) => MYSQL_MIGRATIONS,
+        #[cfg(feature = "postgres")]
+        Conn::Postgresql(_) => POSTGRES_MIGRATIONS,
+    };
+    conn.run_pending_migrations(set)
+        .map(|v| v.len())
+        .map_err(|e| format!("migration failed: {e}"))
+}
+
+/// Runs `f` in a writing transaction. On SQLite it begins with `BEGIN IMMEDIATE`, which takes
+/// the write lock up front: a deferred `BEGIN` that reads and then writes fails with
+/// "database is locked" under concurrency, whatever the busy timeout.
+pub fn write_tx<T, E>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    type Tm = <Conn as Connection>::TransactionManager;
+    let Conn::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(v) => {
+            Tm::commit_transaction(conn)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = Tm::rollback_transaction(conn) {
+                log::error!("rollback failed: {rollback}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// True when an error is a unique-constraint violation (same meaning on every backend).
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

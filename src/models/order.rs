@@ -1,0 +1,128 @@
+//! `orders` and `order_product`. Status writes are compare-and-set on the old status.
+
+use super::schema::{order_product, orders};
+use crate::db::Conn;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = orders)]
+pub struct Order {
+    pub id: i32,
+    pub order_no: String,
+    pub user_id: i32,
+    pub status: i32,
+    pub total_price: i64,
+    pub total_count: i32,
+    pub snap_name: String,
+    pub snap_img: String,
+    pub snap_address: String,
+    pub snap_items: String,
+    pub pay_channel: Option<String>,
+    pub pay_name: Option<String>,
+    pub transaction_no: Option<String>,
+    pub paid_at: Option<chrono::NaiveDateTime>,
+    pub expires_at: chrono::NaiveDateTime,
+    pub closed_at: Option<chrono::NaiveDateTime>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = orders)]
+pub struct NewOrder<'a> {
+    pub order_no: &'a str,
+    pub user_id: i32,
+    pub status: i32,
+    pub total_price: i64,
+    pub total_count: i32,
+    pub snap_name: &'a str,
+    pub snap_img: &'a str,
+    pub snap_address: &'a str,
+    pub snap_items: &'a str,
+    pub expires_at: chrono::NaiveDateTime,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// One line of `snap_items`: the product as it was when the order was placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub id: i32,
+    pub name: String,
+    pub price: i64,
+    pub count: i32,
+    pub total_price: i64,
+    #[serde(default)]
+    pub main_img_url: String,
+}
+
+/// Inserts the order and returns its id, found again by its unique order number (portable:
+/// MySQL has no RETURNING, and "the last row" is a race).
+pub fn insert(conn: &mut Conn, o: &NewOrder<'_>) -> QueryResult<i32> {
+    diesel::insert_into(orders::table).values(o).execute(conn)?;
+    orders::table
+        .filter(orders::order_no.eq(o.order_no))
+        .select(orders::id)
+        .first(conn)
+}
+
+pub fn insert_line(conn: &mut Conn, order_id: i32, product_id: i32, count: i32) -> QueryResult<usize> {
+    diesel::insert_into(order_product::table)
+        .values((
+            order_product::order_id.eq(order_id),
+            order_product::product_id.eq(product_id),
+            order_product::count.eq(count),
+        ))
+        .execute(conn)
+}
+
+/// `(product_id, count)` of an order, by product id.
+pub fn lines(conn: &mut Conn, order_id: i32) -> QueryResult<Vec<(i32, i32)>> {
+    order_product::table
+        .filter(order_product::order_id.eq(order_id))
+        .order(order_product::product_id.asc())
+        .select((order_product::product_id, order_product::count))
+        .load(conn)
+}
+
+pub fn find(conn: &mut Conn, id: i32) -> QueryResult<Option<Order>> {
+    orders::table
+        .find(id)
+        .select(Order::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_no(conn: &mut Conn, order_no: &str) -> QueryResult<Option<Order>> {
+    orders::table
+        .filter(orders::order_no.eq(order_no))
+        .select(Order::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A page of the user's orders, newest first, and the user's order count.
+pub fn page_of_user(
+    conn: &mut Conn,
+    user_id: i32,
+    page: i64,
+    size: i64,
+) -> QueryResult<(Vec<Order>, i64)> {
+    let rows = orders::table
+        .filter(orders::user_id.eq(user_id))
+        .order(orders::id.desc())
+        .limit(size)
+        .offset((page - 1) * size)
+        .select(Order::as_select())
+        .load(conn)?;
+    let total = orders::table
+        .filter(orders::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    Ok((rows, total))
+}
+
+pub fn count(conn: &mut Conn) -> QueryResult<i64> {
+    orders::table.count().get_result(conn)
+}

@@ -1,0 +1,3 @@
+//! Payment platforms' wire formats, signing and clients. May import domain and config.
+
+pub mod wechat;

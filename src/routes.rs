@@ -1,0 +1,79 @@
+//! The one table of every route.
+
+use crate::config::PayMode;
+use crate::controllers::{api, error, home, sandbox, session};
+use actix_web::middleware::from_fn;
+use actix_web::web;
+
+/// Largest JSON body the API reads.
+pub const JSON_LIMIT: usize = 64 * 1024;
+/// Largest form body the PC site reads.
+pub const FORM_LIMIT: usize = 16 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
+    cfg.app_data(web::PayloadConfig::new(FORM_LIMIT));
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(JSON_LIMIT)
+                    .error_handler(api::json_error),
+            )
+            .wrap(from_fn(error::api_errors))
+            .route("/token/user", web::post().to(api::token::user))
+            .route("/address", web::post().to(api::address::save))
+            .route("/address", web::get().to(api::address::get))
+            .route("/order", web::post().to(api::order::place))
+            .route("/order/by_user", web::get().to(api::order::by_user))
+            .route("/order/{id}", web::get().to(api::order::detail))
+            .route("/product/recent", web::get().to(api::product::recent))
+            .route("/product/{id}", web::get().to(api::product::one))
+            .default_service(web::to(api_not_found)),
+    );
+    if mode == PayMode::Sandbox {
+        cfg.service(
+            web::scope("/sandbox")
+                .route("/wxapi/sns/jscode2session", web::get().to(sandbox::jscode2session)),
+        );
+    }
+    cfg.service(
+        web::scope("")
+            .wrap(from_fn(session::write_session))
+            .wrap(from_fn(error::page_errors))
+            .route("/", web::get().to(home::shop::index))
+            .route("/home/goods/{id}", web::get().to(home::shop::goods))
+            .route("/home/cart", web::get().to(home::cart::view))
+            .route("/home/cart/add", web::post().to(home::cart::add))
+            .route("/home/cart/update", web::post().to(home::cart::update))
+            .route("/home/login", web::get().to(home::account::login_form))
+            .route("/home/login", web::post().to(home::account::login))
+            .route("/home/register", web::get().to(home::account::register_form))
+            .route("/home/register", web::post().to(home::account::register))
+            .route("/home/logout", web::post().to(home::account::logout))
+            .route("/home/address", web::get().to(home::account::address_form))
+            .route("/home/address", web::post().to(home::account::save_address))
+            .route("/home/orders", web::get().to(home::order::list))
+            .route("/home/order/checkout", web::get().to(home::order::checkout))
+            .route("/home/order/save", web::post().to(home::order::save))
+            .route("/home/order/pay", web::get().to(home::order::pay))
+            .route("/healthz", web::get().to(healthz))
+            .service(actix_files::Files::new("/static", "static").use_etag(true))
+            .default_service(web::to(page_not_found)),
+    );
+}
+
+async fn api_not_found() -> Result<actix_web::HttpResponse, error::ApiError> {
+    Err(error::ApiError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        10000,
+        "接口不存在",
+    ))
+}
+
+async fn page_not_found() -> Result<actix_web::HttpResponse, error::PageError> {
+    Err(error::PageError::not_found("您访问的页面不存在。"))
+}
+
+async fn healthz() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}

@@ -1,0 +1,54 @@
+//! Business flows: order placement, accounts, addresses, catalogue, seeding. Transactions live
+//! here. Services are synchronous, take `&mut Conn`, and import neither actix nor tera.
+
+pub mod account;
+pub mod catalog;
+pub mod order;
+pub mod seed;
+
+use std::collections::BTreeMap;
+
+/// Field name -> message (Chinese, shown next to the field or returned in the JSON error).
+pub type FieldErrors = BTreeMap<String, String>;
+
+/// The service layer's one error type; `controllers::error` maps it to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid input: {0:?}")]
+    Invalid(FieldErrors),
+    #[error("token invalid or expired")]
+    TokenInvalid,
+    #[error("not allowed for this account")]
+    Forbidden,
+    #[error("the order belongs to another user")]
+    NotOwner,
+    #[error("the user has no address")]
+    NoAddress,
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("product {0} not found or not on sale")]
+    ProductNotFound(i32),
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error("wechat login failed: {0}")]
+    WechatLogin(String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// One invalid field.
+    pub fn field(name: &str, message: &str) -> ServiceError {
+        ServiceError::Invalid(BTreeMap::from([(name.to_string(), message.to_string())]))
+    }
+}
+
+impl From<crate::domain::MoneyError> for ServiceError {
+    fn from(e: crate::domain::MoneyError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
