@@ -93,7 +93,9 @@ impl Config {
         let file = path.clone().unwrap_or_else(|| "jiesuan.toml".into());
         let mut cfg = match std::fs::read_to_string(&file) {
             Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Toml(file.clone(), e))?,
-            Err(e) if path.is_none() && e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) if path.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+                Config::default()
+            }
             Err(e) => return Err(ConfigError::Read(file, e)),
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
@@ -171,7 +173,10 @@ impl Config {
         if self.pay_mode == PayMode::Live {
             let wx = &self.wechat;
             let defaults = WechatConfig::default();
-            if wx.appid == defaults.appid || wx.mch_id == defaults.mch_id || wx.api_key == defaults.api_key {
+            if wx.appid == defaults.appid
+                || wx.mch_id == defaults.mch_id
+                || wx.api_key == defaults.api_key
+            {
                 return bad("live mode needs real WeChat appid, mch_id and api_key");
             }
             if self.session_secret.is_none() {
@@ -216,6 +221,9 @@ mod tests {
     fn a_bad_number_names_its_variable() {
         let mut cfg = Config::default();
         let err = cfg.apply_env(|k| (k == "JIESUAN_DB_POOL_SIZE").then(|| "many".to_string()));
-        assert!(matches!(err, Err(ConfigError::Env("JIESUAN_DB_POOL_SIZE", _))));
+        assert!(matches!(
+            err,
+            Err(ConfigError::Env("JIESUAN_DB_POOL_SIZE", _))
+        ));
     }
 }

@@ -167,7 +167,10 @@ where
     E: From<diesel::result::Error>,
 {
     type Tm = <Conn as Connection>::TransactionManager;
-    let Conn::Sqlite(sqlite) = conn else {
+    // Irrefutable in a SQLite-only build; the other backends take the `else`.
+    #[allow(irrefutable_let_patterns)]
+    let Conn::Sqlite(sqlite) = conn
+    else {
         return conn.transaction(f);
     };
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;

@@ -60,7 +60,10 @@ fn serve(config: Config) -> Result<(), String> {
         }
     }
     let listener = TcpListener::bind(&bind).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
-    log::info!("jiesuan listening on http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    log::info!(
+        "jiesuan listening on http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
     let server = run(listener, state).map_err(|e| e.to_string())?;
     actix_web::rt::System::new()
         .block_on(server)

@@ -31,10 +31,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
             .default_service(web::to(api_not_found)),
     );
     if mode == PayMode::Sandbox {
-        cfg.service(
-            web::scope("/sandbox")
-                .route("/wxapi/sns/jscode2session", web::get().to(sandbox::jscode2session)),
-        );
+        cfg.service(web::scope("/sandbox").route(
+            "/wxapi/sns/jscode2session",
+            web::get().to(sandbox::jscode2session),
+        ));
     }
     cfg.service(
         web::scope("")
@@ -47,7 +47,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
             .route("/home/cart/update", web::post().to(home::cart::update))
             .route("/home/login", web::get().to(home::account::login_form))
             .route("/home/login", web::post().to(home::account::login))
-            .route("/home/register", web::get().to(home::account::register_form))
+            .route(
+                "/home/register",
+                web::get().to(home::account::register_form),
+            )
             .route("/home/register", web::post().to(home::account::register))
             .route("/home/logout", web::post().to(home::account::logout))
             .route("/home/address", web::get().to(home::account::address_form))

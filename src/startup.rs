@@ -55,7 +55,9 @@ pub fn load_templates() -> Result<tera::Tera, tera::Error> {
 
 fn session_key(config: &Config) -> Result<Key, StartupError> {
     let bytes = match &config.session_secret {
-        Some(hex_secret) => hex::decode(hex_secret).map_err(|e| StartupError::Secret(e.to_string()))?,
+        Some(hex_secret) => {
+            hex::decode(hex_secret).map_err(|e| StartupError::Secret(e.to_string()))?
+        }
         None => {
             // Sandbox convenience: one secret per checkout, kept beside the SQLite file.
             let path = std::path::Path::new("data/session.key");

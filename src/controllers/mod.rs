@@ -81,5 +81,6 @@ struct CsrfField {
 pub fn csrf_form<T: DeserializeOwned>(session: &Session, body: &[u8]) -> Result<T, PageError> {
     let field: CsrfField = serde_urlencoded::from_bytes(body).unwrap_or_default();
     session.check_csrf(&field.csrf)?;
-    serde_urlencoded::from_bytes(body).map_err(|e| PageError::bad_request(format!("表单格式错误：{e}")))
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| PageError::bad_request(format!("表单格式错误：{e}")))
 }

@@ -5,13 +5,13 @@
 //! Taking `Shopper` as a handler parameter means login is required; `ApiUser` likewise for
 //! the JSON API.
 
-use super::error::{ApiError, PageError};
 use super::db;
+use super::error::{ApiError, PageError};
 use crate::domain::Scope;
 use crate::services::account;
 use crate::startup::AppState;
-use actix_web::cookie::{Cookie, CookieJar, SameSite};
 use actix_web::body::{BoxBody, MessageBody};
+use actix_web::cookie::{Cookie, CookieJar, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
@@ -162,7 +162,8 @@ pub async fn write_session(
     let write = res.request().extensions().get::<SessionWrite>().cloned();
     let state = res.request().app_data::<web::Data<AppState>>().cloned();
     if let (Some(SessionWrite(data)), Some(state)) = (write, state) {
-        let value = serde_json::to_string(&data).map_err(actix_web::error::ErrorInternalServerError)?;
+        let value =
+            serde_json::to_string(&data).map_err(actix_web::error::ErrorInternalServerError)?;
         let mut jar = CookieJar::new();
         jar.private_mut(&state.cookie_key).add(
             Cookie::build(SESSION_COOKIE, value)

@@ -18,5 +18,8 @@ pub fn shanghai() -> chrono::FixedOffset {
 
 /// Formats a UTC timestamp as Asia/Shanghai wall-clock time, `2026-11-23 11:07:52`.
 pub fn format_shanghai(t: chrono::NaiveDateTime) -> String {
-    t.and_utc().with_timezone(&shanghai()).format("%Y-%m-%d %H:%M:%S").to_string()
+    t.and_utc()
+        .with_timezone(&shanghai())
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }

@@ -28,15 +28,24 @@ impl Money {
     }
 
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
-        self.0.checked_add(other.0).map(Money).ok_or(MoneyError::Overflow)
+        self.0
+            .checked_add(other.0)
+            .map(Money)
+            .ok_or(MoneyError::Overflow)
     }
 
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
-        self.0.checked_sub(other.0).map(Money).ok_or(MoneyError::Overflow)
+        self.0
+            .checked_sub(other.0)
+            .map(Money)
+            .ok_or(MoneyError::Overflow)
     }
 
     pub fn checked_mul(self, count: i64) -> Result<Money, MoneyError> {
-        self.0.checked_mul(count).map(Money).ok_or(MoneyError::Overflow)
+        self.0
+            .checked_mul(count)
+            .map(Money)
+            .ok_or(MoneyError::Overflow)
     }
 
     /// The yuan string used on the wire and in CSV: `12.30`, `-0.05`.
@@ -62,7 +71,11 @@ impl Money {
             return Err(bad());
         }
         let yuan: i64 = int.parse().map_err(|_| bad())?;
-        let mut cents: i64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+        let mut cents: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| bad())?
+        };
         if frac.len() == 1 {
             cents *= 10;
         }
@@ -106,9 +119,21 @@ mod tests {
 
     #[test]
     fn arithmetic_is_checked() {
-        assert_eq!(Money::from_fen(i64::MAX).checked_add(Money::from_fen(1)), Err(MoneyError::Overflow));
-        assert_eq!(Money::from_fen(250).checked_mul(3), Ok(Money::from_fen(750)));
-        assert_eq!(Money::from_fen(i64::MAX).checked_mul(2), Err(MoneyError::Overflow));
-        assert_eq!(Money::from_fen(300).checked_sub(Money::from_fen(500)), Ok(Money::from_fen(-200)));
+        assert_eq!(
+            Money::from_fen(i64::MAX).checked_add(Money::from_fen(1)),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::from_fen(250).checked_mul(3),
+            Ok(Money::from_fen(750))
+        );
+        assert_eq!(
+            Money::from_fen(i64::MAX).checked_mul(2),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::from_fen(300).checked_sub(Money::from_fen(500)),
+            Ok(Money::from_fen(-200))
+        );
     }
 }

@@ -34,9 +34,9 @@ mod tests {
             .unwrap_or_else(|| unreachable!());
         let no = generate_order_no(t);
         let s = no.as_str();
-        assert_eq!(s.len(), 20, "{s}");
+        assert_eq!(s.len(), 17, "{s}");
         assert!(s.starts_with("JB23"), "{s}");
-        assert_eq!(&s[4..9], "39972");
+        assert_eq!(&s[4..9], "40072");
         assert!(OrderNo::parse(s).is_some());
     }
 }

@@ -187,14 +187,23 @@ mod tests {
     #[test]
     fn a_late_payment_depends_on_stock() {
         assert_eq!(OrderStatus::Closed.late_pay(true), Some(OrderStatus::Paid));
-        assert_eq!(OrderStatus::Closed.late_pay(false), Some(OrderStatus::PaidButOutOfStock));
+        assert_eq!(
+            OrderStatus::Closed.late_pay(false),
+            Some(OrderStatus::PaidButOutOfStock)
+        );
         assert_eq!(OrderStatus::Paid.late_pay(true), None);
     }
 
     #[test]
     fn refunds_need_a_payment() {
-        assert_eq!(OrderStatus::Paid.refund(false), Some(OrderStatus::PartiallyRefunded));
-        assert_eq!(OrderStatus::PartiallyRefunded.refund(true), Some(OrderStatus::Refunded));
+        assert_eq!(
+            OrderStatus::Paid.refund(false),
+            Some(OrderStatus::PartiallyRefunded)
+        );
+        assert_eq!(
+            OrderStatus::PartiallyRefunded.refund(true),
+            Some(OrderStatus::Refunded)
+        );
         assert_eq!(OrderStatus::Unpaid.refund(true), None);
         assert_eq!(OrderStatus::Refunded.refund(true), None);
         assert_eq!(OrderStatus::Paid.deliver(), Some(OrderStatus::Delivered));

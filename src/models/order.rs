@@ -67,7 +67,12 @@ pub fn insert(conn: &mut Conn, o: &NewOrder<'_>) -> QueryResult<i32> {
         .first(conn)
 }
 
-pub fn insert_line(conn: &mut Conn, order_id: i32, product_id: i32, count: i32) -> QueryResult<usize> {
+pub fn insert_line(
+    conn: &mut Conn,
+    order_id: i32,
+    product_id: i32,
+    count: i32,
+) -> QueryResult<usize> {
     diesel::insert_into(order_product::table)
         .values((
             order_product::order_id.eq(order_id),

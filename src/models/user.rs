@@ -101,9 +101,10 @@ pub fn address_of(conn: &mut Conn, user_id: i32) -> QueryResult<Option<Address>>
 
 /// Updates the user's one address; inserts it when there is none. Returns true on insert.
 pub fn save_address(conn: &mut Conn, fields: &AddressFields<'_>) -> QueryResult<bool> {
-    let updated = diesel::update(user_address::table.filter(user_address::user_id.eq(fields.user_id)))
-        .set(fields)
-        .execute(conn)?;
+    let updated =
+        diesel::update(user_address::table.filter(user_address::user_id.eq(fields.user_id)))
+            .set(fields)
+            .execute(conn)?;
     if updated > 0 {
         return Ok(false);
     }
@@ -124,7 +125,9 @@ pub struct NewToken<'a> {
 }
 
 pub fn insert_token(conn: &mut Conn, t: &NewToken<'_>) -> QueryResult<usize> {
-    diesel::insert_into(user_token::table).values(t).execute(conn)
+    diesel::insert_into(user_token::table)
+        .values(t)
+        .execute(conn)
 }
 
 /// The (user id, scope) a token grants, if it exists and has not expired at `now`.

@@ -5,7 +5,13 @@ use crate::config::WechatConfig;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-pub fn jscode2session(cfg: &WechatConfig, appid: &str, secret: &str, code: &str, grant: &str) -> Value {
+pub fn jscode2session(
+    cfg: &WechatConfig,
+    appid: &str,
+    secret: &str,
+    code: &str,
+    grant: &str,
+) -> Value {
     if appid != cfg.appid || secret != cfg.app_secret {
         return json!({"errcode": 40125, "errmsg": "invalid appsecret"});
     }
@@ -13,7 +19,9 @@ pub fn jscode2session(cfg: &WechatConfig, appid: &str, secret: &str, code: &str,
         return json!({"errcode": 40002, "errmsg": "invalid grant_type"});
     }
     let well_formed = (1..=128).contains(&code.len())
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !well_formed || code == "invalid" {
         return json!({"errcode": 40029, "errmsg": "invalid code"});
     }
@@ -31,9 +39,27 @@ mod tests {
     #[test]
     fn the_same_code_gives_the_same_openid() {
         let cfg = WechatConfig::default();
-        let a = jscode2session(&cfg, &cfg.appid, &cfg.app_secret, "abc", "authorization_code");
-        let b = jscode2session(&cfg, &cfg.appid, &cfg.app_secret, "abc", "authorization_code");
-        let c = jscode2session(&cfg, &cfg.appid, &cfg.app_secret, "abd", "authorization_code");
+        let a = jscode2session(
+            &cfg,
+            &cfg.appid,
+            &cfg.app_secret,
+            "abc",
+            "authorization_code",
+        );
+        let b = jscode2session(
+            &cfg,
+            &cfg.appid,
+            &cfg.app_secret,
+            "abc",
+            "authorization_code",
+        );
+        let c = jscode2session(
+            &cfg,
+            &cfg.appid,
+            &cfg.app_secret,
+            "abd",
+            "authorization_code",
+        );
         assert_eq!(a["openid"], b["openid"]);
         assert_ne!(a["openid"], c["openid"]);
         let bad = jscode2session(&cfg, &cfg.appid, "wrong", "abc", "authorization_code");

@@ -7,7 +7,9 @@ use crate::domain::Scope;
 use crate::models::user::{self, AddressFields, NewToken};
 use crate::models::{now, Address, NewUser, User};
 use crate::validators::{AddressCmd, Credentials};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use rand::Rng;
 
@@ -21,7 +23,11 @@ pub fn hash_password(password: &str) -> Result<String, ServiceError> {
 
 fn password_matches(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -97,7 +103,11 @@ fn user_for_openid(conn: &mut Conn, openid: &str) -> Result<User, ServiceError> 
 }
 
 /// A fresh random token for the user of `openid`, valid for `ttl_minutes`.
-pub fn issue_token(conn: &mut Conn, openid: &str, ttl_minutes: i64) -> Result<String, ServiceError> {
+pub fn issue_token(
+    conn: &mut Conn,
+    openid: &str,
+    ttl_minutes: i64,
+) -> Result<String, ServiceError> {
     let user = user_for_openid(conn, openid)?;
     let token = hex::encode(rand::thread_rng().gen::<[u8; 24]>());
     let t = now();

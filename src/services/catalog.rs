@@ -19,7 +19,10 @@ pub fn product(conn: &mut Conn, id: i32) -> Result<Product, ServiceError> {
 /// The newest products, at most `count` (1..=15, as in the zerg shop).
 pub fn recent(conn: &mut Conn, count: i64) -> Result<Vec<Product>, ServiceError> {
     if !(1..=15).contains(&count) {
-        return Err(ServiceError::field("count", "count 必须是 1 到 15 之间的整数"));
+        return Err(ServiceError::field(
+            "count",
+            "count 必须是 1 到 15 之间的整数",
+        ));
     }
     Ok(product::recent(conn, count)?)
 }

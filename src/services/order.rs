@@ -93,7 +93,9 @@ pub fn place(
         match db::write_tx(conn, |c| place_once(c, user_id, cmd, timeout_minutes)) {
             Ok(placed) => return Ok(Placement::Placed(placed)),
             Err(TxError::Short(s)) => return Ok(Placement::OutOfStock(s)),
-            Err(TxError::Service(ServiceError::Db(e))) if db::is_unique_violation(&e) && tries < 3 => {
+            Err(TxError::Service(ServiceError::Db(e)))
+                if db::is_unique_violation(&e) && tries < 3 =>
+            {
                 log::warn!("order number collision, retrying: {e}");
             }
             Err(TxError::Service(e)) => return Err(e),
@@ -159,7 +161,10 @@ fn place_once(
             main_img_url: p.main_img_url.clone(),
         })
         .collect();
-    let first = lines.first().map(|(p, _)| *p).ok_or(ServiceError::Internal("no lines".into()))?;
+    let first = lines
+        .first()
+        .map(|(p, _)| *p)
+        .ok_or(ServiceError::Internal("no lines".into()))?;
     let snap_name = if lines.len() > 1 {
         format!("{}等", first.name)
     } else {
@@ -178,7 +183,8 @@ fn place_once(
 
     let t = now();
     let order_no = generate_order_no(t.and_utc().with_timezone(&shanghai()));
-    let total_count = i32::try_from(total_count).map_err(|_| ServiceError::Internal("count".into()))?;
+    let total_count =
+        i32::try_from(total_count).map_err(|_| ServiceError::Internal("count".into()))?;
     let order_id = order::insert(
         conn,
         &NewOrder {
@@ -236,7 +242,10 @@ pub fn page_of_user(
     size: i64,
 ) -> Result<(Vec<Order>, i64), ServiceError> {
     if page < 1 || !(1..=50).contains(&size) {
-        return Err(ServiceError::field("page", "page 从 1 开始，size 为 1 到 50"));
+        return Err(ServiceError::field(
+            "page",
+            "page 从 1 开始，size 为 1 到 50",
+        ));
     }
     Ok(order::page_of_user(conn, user_id, page, size)?)
 }

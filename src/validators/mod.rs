@@ -33,7 +33,10 @@ pub fn place_order(body: &Value) -> Result<PlaceOrderCmd, FieldErrors> {
     if list.is_empty() {
         errors.insert("products".into(), "商品列表不能为空".into());
     } else if list.len() > MAX_LINES {
-        errors.insert("products".into(), format!("一个订单最多 {MAX_LINES} 种商品"));
+        errors.insert(
+            "products".into(),
+            format!("一个订单最多 {MAX_LINES} 种商品"),
+        );
     }
     let mut merged: BTreeMap<i32, i64> = BTreeMap::new();
     for (i, line) in list.iter().enumerate().take(MAX_LINES + 1) {
@@ -41,7 +44,10 @@ pub fn place_order(body: &Value) -> Result<PlaceOrderCmd, FieldErrors> {
         let count = positive_int(line.get("count"));
         match id {
             None => {
-                errors.insert(format!("products[{i}].product_id"), "product_id 必须是正整数".into());
+                errors.insert(
+                    format!("products[{i}].product_id"),
+                    "product_id 必须是正整数".into(),
+                );
             }
             Some(id) => match count {
                 Some(c) if c <= MAX_COUNT => *merged.entry(id).or_insert(0) += c,
@@ -94,7 +100,13 @@ pub struct AddressCmd {
     pub detail: String,
 }
 
-fn text_field(errors: &mut FieldErrors, field: &str, label: &str, value: &str, max: usize) -> String {
+fn text_field(
+    errors: &mut FieldErrors,
+    field: &str,
+    label: &str,
+    value: &str,
+    max: usize,
+) -> String {
     let v = value.trim().to_string();
     let n = v.chars().count();
     if n == 0 {
@@ -186,7 +198,10 @@ impl AccountForm {
         let name_ok = (3..=32).contains(&name.len())
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !name_ok {
-            e.insert("username".into(), "用户名为 3 到 32 位字母、数字或下划线".into());
+            e.insert(
+                "username".into(),
+                "用户名为 3 到 32 位字母、数字或下划线".into(),
+            );
         }
         if !(8..=72).contains(&self.password.len()) {
             e.insert("password".into(), "密码长度为 8 到 72 位".into());
@@ -244,18 +259,38 @@ mod tests {
         for (body, key) in [
             (json!({"products":[]}), "products"),
             (json!({}), "products"),
-            (json!({"products":[{"product_id":1,"count":0}]}), "products[0].count"),
-            (json!({"products":[{"product_id":1,"count":-1}]}), "products[0].count"),
-            (json!({"products":[{"product_id":1,"count":"abc"}]}), "products[0].count"),
-            (json!({"products":[{"product_id":1,"count":1000}]}), "products[0].count"),
-            (json!({"products":[{"product_id":1.5,"count":1}]}), "products[0].product_id"),
+            (
+                json!({"products":[{"product_id":1,"count":0}]}),
+                "products[0].count",
+            ),
+            (
+                json!({"products":[{"product_id":1,"count":-1}]}),
+                "products[0].count",
+            ),
+            (
+                json!({"products":[{"product_id":1,"count":"abc"}]}),
+                "products[0].count",
+            ),
+            (
+                json!({"products":[{"product_id":1,"count":1000}]}),
+                "products[0].count",
+            ),
+            (
+                json!({"products":[{"product_id":1.5,"count":1}]}),
+                "products[0].product_id",
+            ),
             (json!({"products":[{"count":1}]}), "products[0].product_id"),
-            (json!({"products":[{"product_id":1,"count":600},{"product_id":1,"count":600}]}), "products"),
+            (
+                json!({"products":[{"product_id":1,"count":600},{"product_id":1,"count":600}]}),
+                "products",
+            ),
         ] {
             let errors = place_order(&body).err().unwrap_or_default();
             assert!(errors.contains_key(key), "{body} -> {errors:?}");
         }
-        let many: Vec<_> = (1..=51).map(|i| json!({"product_id": i, "count": 1})).collect();
+        let many: Vec<_> = (1..=51)
+            .map(|i| json!({"product_id": i, "count": 1}))
+            .collect();
         assert!(place_order(&json!({ "products": many })).is_err());
     }
 

@@ -6,8 +6,8 @@ pub mod product;
 pub mod token;
 
 use super::error::ApiError;
-use crate::domain::Scope;
 use super::session::ApiUser;
+use crate::domain::Scope;
 
 /// Requires a shopper token (scope 16), as the zerg shop's `needExclusiveScope`.
 pub fn shopper(user: ApiUser) -> Result<i32, ApiError> {
@@ -18,7 +18,10 @@ pub fn shopper(user: ApiUser) -> Result<i32, ApiError> {
 }
 
 /// Turns actix's JSON payload errors (bad syntax, wrong type, too large) into error 10000.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let e = match &err {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(

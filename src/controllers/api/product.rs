@@ -32,7 +32,10 @@ impl From<Product> for ProductJson {
     }
 }
 
-pub async fn one(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn one(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id: i32 = path
         .parse()
         .ok()
@@ -47,7 +50,10 @@ pub struct RecentQuery {
     count: Option<String>,
 }
 
-pub async fn recent(state: web::Data<AppState>, q: web::Query<RecentQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn recent(
+    state: web::Data<AppState>,
+    q: web::Query<RecentQuery>,
+) -> Result<HttpResponse, ApiError> {
     let count: i64 = match &q.count {
         None => 15,
         Some(s) => s

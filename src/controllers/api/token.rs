@@ -14,14 +14,22 @@ pub struct CodeBody {
     code: serde_json::Value,
 }
 
-pub async fn user(state: web::Data<AppState>, body: web::Json<CodeBody>) -> Result<HttpResponse, ApiError> {
+pub async fn user(
+    state: web::Data<AppState>,
+    body: web::Json<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
     let code = body.code.as_str().unwrap_or_default().trim().to_string();
     if code.is_empty() || code.len() > 128 {
         return Err(ServiceError::field("code", "code 不能为空").into());
     }
-    let openid = login::code2session(&state.http, &state.wechat_login_base(), &state.config.wechat, &code)
-        .await
-        .map_err(ServiceError::WechatLogin)?;
+    let openid = login::code2session(
+        &state.http,
+        &state.wechat_login_base(),
+        &state.config.wechat,
+        &code,
+    )
+    .await
+    .map_err(ServiceError::WechatLogin)?;
     let ttl = state.config.token_ttl_minutes;
     let token = db(&state, move |c| account::issue_token(c, &openid, ttl)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token })))

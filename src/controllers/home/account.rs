@@ -18,7 +18,14 @@ pub struct NextQuery {
     next: String,
 }
 
-fn login_page(state: &AppState, session: &Session, cart: &Cart, form: Form, next: String, status: StatusCode) -> Result<HttpResponse, PageError> {
+fn login_page(
+    state: &AppState,
+    session: &Session,
+    cart: &Cart,
+    form: Form,
+    next: String,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
     let page = LoginPage {
         layout: layout(session, cart),
         form,
@@ -34,7 +41,14 @@ pub async fn login_form(
     q: web::Query<NextQuery>,
 ) -> Result<HttpResponse, PageError> {
     let next = safe_next(&q.next, "/");
-    login_page(&state, &session, &cart, Form::default(), next, StatusCode::OK)
+    login_page(
+        &state,
+        &session,
+        &cart,
+        Form::default(),
+        next,
+        StatusCode::OK,
+    )
 }
 
 pub async fn login(
@@ -48,7 +62,10 @@ pub async fn login(
     let errors = match form.login() {
         Ok(cred) => match db(&state, move |c| account::login(c, &cred)).await {
             Ok(user) => {
-                let name = user.username.clone().unwrap_or_else(|| user.nickname.clone());
+                let name = user
+                    .username
+                    .clone()
+                    .unwrap_or_else(|| user.nickname.clone());
                 session.login(user.id, &name);
                 return Ok(see_other(&next));
             }
@@ -63,7 +80,14 @@ pub async fn login(
         values: form.values(),
         errors,
     };
-    login_page(&state, &session, &cart, f, next, StatusCode::UNPROCESSABLE_ENTITY)
+    login_page(
+        &state,
+        &session,
+        &cart,
+        f,
+        next,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
 }
 
 pub async fn register_form(

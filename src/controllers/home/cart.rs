@@ -83,14 +83,20 @@ pub async fn add(
     db(&state, move |c| catalog::product(c, id)).await?;
     cart.add(form.product_id, form.count.max(1));
     let mut res = see_other("/home/cart");
-    res.add_cookie(&cart.cookie()).map_err(PageError::internal)?;
+    res.add_cookie(&cart.cookie())
+        .map_err(PageError::internal)?;
     Ok(res)
 }
 
-pub async fn update(session: Session, mut cart: Cart, body: web::Bytes) -> Result<HttpResponse, PageError> {
+pub async fn update(
+    session: Session,
+    mut cart: Cart,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
     let form = line_form(&session, &body)?;
     cart.set(form.product_id, form.count);
     let mut res = see_other("/home/cart");
-    res.add_cookie(&cart.cookie()).map_err(PageError::internal)?;
+    res.add_cookie(&cart.cookie())
+        .map_err(PageError::internal)?;
     Ok(res)
 }

@@ -60,14 +60,24 @@ pub async fn save(
 ) -> Result<HttpResponse, PageError> {
     let _: BTreeMap<String, String> = csrf_form(&shopper.session, &body)?;
     if cart.lines.is_empty() {
-        return checkout_page(&state, &shopper, &cart, Some("购物车是空的".into()), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return checkout_page(
+            &state,
+            &shopper,
+            &cart,
+            Some("购物车是空的".into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let mut merged: BTreeMap<i32, i32> = BTreeMap::new();
     for (id, n) in &cart.lines {
         *merged.entry(*id).or_insert(0) += n;
     }
     let cmd = PlaceOrderCmd {
-        lines: merged.into_iter().map(|(id, n)| (ProductId(id), n)).collect(),
+        lines: merged
+            .into_iter()
+            .map(|(id, n)| (ProductId(id), n))
+            .collect(),
     };
     let uid = shopper.id;
     let timeout = state.config.order_timeout_minutes;
@@ -75,7 +85,8 @@ pub async fn save(
     let error = match outcome {
         Ok(Placement::Placed(placed)) => {
             let mut res = see_other(&format!("/home/order/pay?order_sn={}", placed.order_no));
-            res.add_cookie(&Cart::default().cookie()).map_err(PageError::internal)?;
+            res.add_cookie(&Cart::default().cookie())
+                .map_err(PageError::internal)?;
             return Ok(res);
         }
         Ok(Placement::OutOfStock(short)) => {
@@ -140,7 +151,8 @@ pub async fn pay(
     let uid = shopper.id;
     let no = q.order_sn.clone();
     let order = db(&state, move |c| orders::owned_by_no(c, uid, &no)).await?;
-    let address = orders::snap_address(&order).ok_or_else(|| PageError::internal("bad snap_address"))?;
+    let address =
+        orders::snap_address(&order).ok_or_else(|| PageError::internal("bad snap_address"))?;
     let page = PayPage {
         layout: layout(&shopper.session, &cart),
         order: order_row(&order),
@@ -151,4 +163,3 @@ pub async fn pay(
     };
     render(&state, &page)
 }
-

@@ -1,0 +1,259 @@
+//! The test harness: `TestApp::spawn()` starts the real server on port 0 against a fresh
+//! database of the backend under test, with the sandbox as the payment platform.
+//!
+//! The backend comes from `JIESUAN_TEST_DB`: `sqlite` (default, a temp file per test), or a
+//! server URL (`mysql://root@127.0.0.1:3306/test`, `postgres://postgres@127.0.0.1:5432/test`)
+//! on which each test creates its own database `jt_<random>`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use jiesuan::config::Config;
+use jiesuan::db::{Backend, Conn, Pool};
+use jiesuan::startup::{build_state, run, AppState};
+use rand::Rng;
+use serde_json::{json, Value};
+use std::net::TcpListener;
+
+pub struct TestApp {
+    pub url: String,
+    pub pool: Pool,
+    pub state: AppState,
+    pub database_url: String,
+    /// Follows no redirects and keeps cookies: a browser one step at a time.
+    pub browser: reqwest::Client,
+    pub api: reqwest::Client,
+}
+
+fn random_suffix() -> String {
+    let n: u64 = rand::thread_rng().gen();
+    format!("{n:016x}")
+}
+
+/// A URL of a fresh, empty database of the backend under test.
+pub fn fresh_database_url() -> String {
+    let base = std::env::var("JIESUAN_TEST_DB").unwrap_or_else(|_| "sqlite".into());
+    let name = format!("jt_{}", random_suffix());
+    match Backend::of_url(&base) {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("jiesuan-{name}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}", dir.join("shop.db").display())
+        }
+        Backend::Mysql => {
+            #[cfg(feature = "mysql")]
+            {
+                let mut c = diesel::MysqlConnection::establish(&base).expect("connect to MariaDB");
+                c.batch_execute(&format!(
+                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                ))
+                .unwrap();
+            }
+            replace_db_name(&base, &name)
+        }
+        Backend::Postgres => {
+            #[cfg(feature = "postgres")]
+            {
+                let mut c = diesel::PgConnection::establish(&base).expect("connect to PostgreSQL");
+                c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            }
+            replace_db_name(&base, &name)
+        }
+    }
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (head, _) = url
+        .rsplit_once('/')
+        .expect("a database URL ends with /name");
+    format!("{head}/{name}")
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config {
+        database_url: database_url.to_string(),
+        bind: "127.0.0.1:0".into(),
+        session_secret: Some(
+            hex::encode(rand::thread_rng().gen::<[u8; 32]>())
+                + &hex::encode(rand::thread_rng().gen::<[u8; 32]>()),
+        ),
+        db_pool_size: 8,
+        ..Config::default()
+    };
+    config.seed_demo_data = true;
+    config
+}
+
+impl TestApp {
+    /// A server on a fresh database seeded with the demo products.
+    pub async fn spawn() -> TestApp {
+        let database_url = fresh_database_url();
+        TestApp::spawn_on(test_config(&database_url)).await
+    }
+
+    /// A server with this configuration (a second instance can share a database).
+    pub async fn spawn_on(config: Config) -> TestApp {
+        let database_url = config.database_url.clone();
+        let state = tokio::task::spawn_blocking(move || {
+            let state = build_state(config).expect("build state");
+            let mut conn = state.pool.get().unwrap();
+            jiesuan::services::seed::products(&mut conn).unwrap();
+            state
+        })
+        .await
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = run(listener, state.clone()).unwrap();
+        tokio::spawn(server);
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            url: format!("http://127.0.0.1:{port}"),
+            pool: state.pool.clone(),
+            state,
+            database_url,
+            browser,
+            api: reqwest::Client::new(),
+        }
+    }
+
+    pub fn conn(&self) -> jiesuan::db::PooledConn {
+        self.pool.get().unwrap()
+    }
+
+    /// Logs a mini-program user in with a sandbox `wx.login` code; returns the token.
+    pub async fn token(&self, code: &str) -> String {
+        let res = self
+            .api
+            .post(format!("{}/api/v1/token/user", self.url))
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "token for {code}");
+        let v: Value = res.json().await.unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    /// A token user with an address: ready to order.
+    pub async fn buyer(&self, code: &str) -> String {
+        let token = self.token(code).await;
+        let res = self
+            .post_json("/api/v1/address", &token, &sample_address())
+            .await;
+        assert_eq!(res.status(), 201);
+        token
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.api
+            .post(format!("{}{path}", self.url))
+            .header("token", token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_api(&self, path: &str, token: &str) -> reqwest::Response {
+        self.api
+            .get(format!("{}{path}", self.url))
+            .header("token", token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Places an order through the API and returns the JSON answer.
+    pub async fn place(&self, token: &str, lines: &[(i32, i64)]) -> (u16, Value) {
+        let products: Vec<Value> = lines
+            .iter()
+            .map(|(id, n)| json!({"product_id": id, "count": n}))
+            .collect();
+        let res = self
+            .post_json("/api/v1/order", token, &json!({ "products": products }))
+            .await;
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn stock(&self, product_id: i32) -> i32 {
+        use jiesuan::models::schema::products;
+        products::table
+            .find(product_id)
+            .select(products::stock)
+            .first(&mut self.conn())
+            .unwrap()
+    }
+
+    pub fn set_stock(&self, product_id: i32, stock: i32) {
+        use jiesuan::models::schema::products;
+        diesel::update(products::table.find(product_id))
+            .set(products::stock.eq(stock))
+            .execute(&mut self.conn())
+            .unwrap();
+    }
+
+    pub fn order_count(&self) -> i64 {
+        use jiesuan::models::schema::{order_product, orders};
+        let n: i64 = orders::table.count().get_result(&mut self.conn()).unwrap();
+        let lines: i64 = order_product::table
+            .count()
+            .get_result(&mut self.conn())
+            .unwrap();
+        assert!(n > 0 || lines == 0, "order_product rows without orders");
+        n
+    }
+
+    /// All stock, by product id: the "nothing changed" check.
+    pub fn all_stock(&self) -> Vec<(i32, i32)> {
+        use jiesuan::models::schema::products;
+        products::table
+            .select((products::id, products::stock))
+            .order(products::id.asc())
+            .load(&mut self.conn())
+            .unwrap()
+    }
+
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Conn) -> T) -> T {
+        f(&mut self.conn())
+    }
+}
+
+pub fn sample_address() -> Value {
+    json!({
+        "name": "张三", "mobile": "13800138000", "province": "广东省",
+        "city": "深圳市", "district": "南山区", "detail": "科技园南路 1 号"
+    })
+}
+
+/// Parses HTML for CSS-selector assertions.
+pub fn html(text: &str) -> scraper::Html {
+    scraper::Html::parse_document(text)
+}
+
+/// The text of the first element matching `selector`, trimmed.
+pub fn select_text(doc: &scraper::Html, selector: &str) -> Option<String> {
+    let sel = scraper::Selector::parse(selector).unwrap();
+    doc.select(&sel)
+        .next()
+        .map(|e| e.text().collect::<String>().trim().to_string())
+}
+
+pub fn count_matches(doc: &scraper::Html, selector: &str) -> usize {
+    let sel = scraper::Selector::parse(selector).unwrap();
+    doc.select(&sel).count()
+}
+
+/// The value of attribute `attr` on the first element matching `selector`.
+pub fn select_attr(doc: &scraper::Html, selector: &str, attr: &str) -> Option<String> {
+    let sel = scraper::Selector::parse(selector).unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|e| e.value().attr(attr).map(str::to_string))
+}
