@@ -4,11 +4,13 @@
 mod ids;
 mod money;
 mod order_no;
+mod payment;
 mod status;
 
 pub use ids::{OrderId, OrderNo, ProductId, UserId};
 pub use money::{Money, MoneyError};
 pub use order_no::generate_order_no;
+pub use payment::{AttemptStatus, Channel, Provider};
 pub use status::{OrderStatus, Scope, UnknownStatus};
 
 /// China Standard Time has had no daylight saving since 1991: a fixed +08:00 offset is exact.

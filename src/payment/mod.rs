@@ -1,3 +1,4 @@
 //! Payment platforms' wire formats, signing and clients. May import domain and config.
 
+pub mod pingpp;
 pub mod wechat;

@@ -1,3 +1,10 @@
-//! WeChat: the mini-program login, and (with the pay issue) WeChat Pay v2.
+//! WeChat: the mini-program login and WeChat Pay v2 (XML, MD5/HMAC-SHA256 signatures).
 
+pub mod client;
 pub mod login;
+pub mod notify;
+pub mod sign;
+pub mod xml;
+
+pub use client::{Exchange, JsapiParams, TradeType, UnifiedOrder, WxError, WxPay};
+pub use sign::{Params, SignType};

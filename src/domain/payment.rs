@@ -1,0 +1,191 @@
+//! Payment attempts: their status, provider and channel.
+
+use std::fmt;
+
+/// The status of one `pay_attempt`. Transitions match every variant; writes are
+/// compare-and-set on the old status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptStatus {
+    Pending,
+    Succeeded,
+    Closed,
+    Failed,
+}
+
+impl AttemptStatus {
+    pub const ALL: [AttemptStatus; 4] = [
+        AttemptStatus::Pending,
+        AttemptStatus::Succeeded,
+        AttemptStatus::Closed,
+        AttemptStatus::Failed,
+    ];
+
+    pub const fn code(self) -> i32 {
+        match self {
+            AttemptStatus::Pending => 1,
+            AttemptStatus::Succeeded => 2,
+            AttemptStatus::Closed => 3,
+            AttemptStatus::Failed => 4,
+        }
+    }
+
+    pub fn from_code(code: i32) -> Option<AttemptStatus> {
+        AttemptStatus::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            AttemptStatus::Pending => "待支付",
+            AttemptStatus::Succeeded => "已支付",
+            AttemptStatus::Closed => "已关闭",
+            AttemptStatus::Failed => "失败",
+        }
+    }
+
+    /// A verified payment. A closed attempt can still be paid: a charge that cannot be
+    /// closed at the gateway (Ping++) may succeed after the shop gave up on it.
+    pub fn succeed(self) -> Option<AttemptStatus> {
+        match self {
+            AttemptStatus::Pending | AttemptStatus::Closed => Some(AttemptStatus::Succeeded),
+            AttemptStatus::Succeeded | AttemptStatus::Failed => None,
+        }
+    }
+
+    pub fn close(self) -> Option<AttemptStatus> {
+        match self {
+            AttemptStatus::Pending => Some(AttemptStatus::Closed),
+            AttemptStatus::Succeeded | AttemptStatus::Closed | AttemptStatus::Failed => None,
+        }
+    }
+
+    pub fn fail(self) -> Option<AttemptStatus> {
+        match self {
+            AttemptStatus::Pending => Some(AttemptStatus::Failed),
+            AttemptStatus::Succeeded | AttemptStatus::Closed | AttemptStatus::Failed => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    Wechat,
+    Pingpp,
+}
+
+impl Provider {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::Wechat => "wechat",
+            Provider::Pingpp => "pingpp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Provider> {
+        match s {
+            "wechat" => Some(Provider::Wechat),
+            "pingpp" => Some(Provider::Pingpp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the shopper pays: direct WeChat Pay (`wx_jsapi`, `wx_native`) or a Ping++ channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    WxJsapi,
+    WxNative,
+    WxLite,
+    WxPub,
+    WxPubQr,
+    AlipayQr,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 6] = [
+        Channel::WxJsapi,
+        Channel::WxNative,
+        Channel::WxLite,
+        Channel::WxPub,
+        Channel::WxPubQr,
+        Channel::AlipayQr,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Channel::WxJsapi => "wx_jsapi",
+            Channel::WxNative => "wx_native",
+            Channel::WxLite => "wx_lite",
+            Channel::WxPub => "wx_pub",
+            Channel::WxPubQr => "wx_pub_qr",
+            Channel::AlipayQr => "alipay_qr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    pub const fn provider(self) -> Provider {
+        match self {
+            Channel::WxJsapi | Channel::WxNative => Provider::Wechat,
+            Channel::WxLite | Channel::WxPub | Channel::WxPubQr | Channel::AlipayQr => {
+                Provider::Pingpp
+            }
+        }
+    }
+
+    /// The pay name shown to shoppers and stored on the order.
+    pub const fn pay_name(self) -> &'static str {
+        match self {
+            Channel::WxJsapi
+            | Channel::WxNative
+            | Channel::WxLite
+            | Channel::WxPub
+            | Channel::WxPubQr => "微信支付",
+            Channel::AlipayQr => "支付宝",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_succeed_once() {
+        assert_eq!(
+            AttemptStatus::Pending.succeed(),
+            Some(AttemptStatus::Succeeded)
+        );
+        assert_eq!(AttemptStatus::Succeeded.succeed(), None);
+        assert_eq!(
+            AttemptStatus::Closed.succeed(),
+            Some(AttemptStatus::Succeeded)
+        );
+        for s in AttemptStatus::ALL {
+            assert_eq!(AttemptStatus::from_code(s.code()), Some(s));
+        }
+    }
+
+    #[test]
+    fn channels_know_their_provider_and_name() {
+        for c in Channel::ALL {
+            assert_eq!(Channel::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Channel::AlipayQr.pay_name(), "支付宝");
+        assert_eq!(Channel::WxPubQr.provider(), Provider::Pingpp);
+        assert_eq!(Channel::WxNative.provider(), Provider::Wechat);
+    }
+}

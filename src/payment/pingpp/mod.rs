@@ -1,0 +1,11 @@
+//! Ping++: charges through one aggregated gateway (WeChat and Alipay), RSA-signed webhooks.
+
+pub mod client;
+pub mod objects;
+pub mod sign;
+
+pub use client::{ChargeReply, Pingpp, PingppError};
+pub use objects::{AppRef, Charge, CreateCharge, Event};
+
+/// Reads a header case-insensitively (Apache lower-cases `X-Pingplusplus-Signature`).
+pub const SIGNATURE_HEADER: &str = "x-pingplusplus-signature";
