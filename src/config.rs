@@ -41,6 +41,58 @@ impl Default for WechatConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct PingppConfig {
+    pub app_id: String,
+    pub secret_key: String,
+    /// PEM file of the "Ping++ 公钥" that signs webhooks.
+    pub webhook_public_key: String,
+    /// PEM file of the merchant private key; when set, requests carry `Pingplusplus-Signature`.
+    pub merchant_private_key: Option<String>,
+    /// `https://api.pingxx.com`; sandbox mode points it at itself.
+    pub api_base: Option<String>,
+}
+
+impl Default for PingppConfig {
+    fn default() -> Self {
+        // Sandbox credentials: they only work against the built-in sandbox.
+        PingppConfig {
+            app_id: "app_SandboxJiesuan01".into(),
+            secret_key: "sk_test_sandboxjiesuan000000000".into(),
+            webhook_public_key: "keys/sandbox/pingpp_platform_public.pem".into(),
+            merchant_private_key: None,
+            api_base: None,
+        }
+    }
+}
+
+/// The built-in sandbox (sandbox mode only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Where the shop reaches the sandbox; defaults to its own `/sandbox`.
+    pub url: Option<String>,
+    /// PEM file the sandbox signs Ping++ webhooks with (test-only key in the repo).
+    pub pingpp_private_key: String,
+    /// PEM file of the merchant public key; when set, the sandbox requires and checks the
+    /// merchant request signature.
+    pub merchant_public_key: Option<String>,
+    /// Notification retry delays are the platforms' real schedule divided by this.
+    pub retry_divisor: u32,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            url: None,
+            pingpp_private_key: "keys/sandbox/pingpp_platform_private.pem".into(),
+            merchant_public_key: None,
+            retry_divisor: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub database_url: String,
     pub bind: String,
@@ -54,7 +106,13 @@ pub struct Config {
     pub session_secret: Option<String>,
     pub db_pool_size: u32,
     pub seed_demo_data: bool,
+    /// Pending attempts older than this are asked about at their gateway.
+    pub query_pending_after_seconds: i64,
+    /// How often the background sweep runs (0 = never).
+    pub sweep_interval_seconds: u64,
     pub wechat: WechatConfig,
+    pub pingpp: PingppConfig,
+    pub sandbox: SandboxConfig,
 }
 
 impl Default for Config {
@@ -69,7 +127,11 @@ impl Default for Config {
             session_secret: None,
             db_pool_size: 10,
             seed_demo_data: true,
+            query_pending_after_seconds: 120,
+            sweep_interval_seconds: 30,
             wechat: WechatConfig::default(),
+            pingpp: PingppConfig::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -139,6 +201,24 @@ impl Config {
         if let Some(v) = get("JIESUAN_SEED_DEMO_DATA") {
             self.seed_demo_data = v == "1" || v == "true";
         }
+        if let Some(v) = get("JIESUAN_QUERY_PENDING_AFTER_SECONDS") {
+            self.query_pending_after_seconds = num("JIESUAN_QUERY_PENDING_AFTER_SECONDS", v)?;
+        }
+        if let Some(v) = get("JIESUAN_SWEEP_INTERVAL_SECONDS") {
+            self.sweep_interval_seconds = num("JIESUAN_SWEEP_INTERVAL_SECONDS", v)?;
+        }
+        for (key, slot) in [
+            ("JIESUAN_PINGPP_APP_ID", &mut self.pingpp.app_id),
+            ("JIESUAN_PINGPP_SECRET_KEY", &mut self.pingpp.secret_key),
+            (
+                "JIESUAN_PINGPP_WEBHOOK_PUBLIC_KEY",
+                &mut self.pingpp.webhook_public_key,
+            ),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = v;
+            }
+        }
         let wx = &mut self.wechat;
         for (key, slot) in [
             ("JIESUAN_WECHAT_APPID", &mut wx.appid),
@@ -178,6 +258,16 @@ impl Config {
                 || wx.api_key == defaults.api_key
             {
                 return bad("live mode needs real WeChat appid, mch_id and api_key");
+            }
+            let pp = &self.pingpp;
+            let pp_defaults = PingppConfig::default();
+            if pp.secret_key == pp_defaults.secret_key
+                || pp.webhook_public_key == pp_defaults.webhook_public_key
+            {
+                return bad("live mode needs the real Ping++ secret key and webhook public key");
+            }
+            if self.sandbox.url.is_some() {
+                return bad("live mode cannot use the sandbox");
             }
             if self.session_secret.is_none() {
                 return bad("live mode needs session_secret (shared by every instance)");

@@ -195,3 +195,36 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
+
+/// Runs synchronous database work on the blocking thread pool, off the async workers.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: Pool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError<E> {
+    #[error(transparent)]
+    Inner(E),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("blocking task failed: {0}")]
+    Join(String),
+}
+
+impl Db {
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, RunError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn).map_err(RunError::Inner)
+        })
+        .await;
+        joined.map_err(|e| RunError::Join(e.to_string()))?
+    }
+}

@@ -64,8 +64,8 @@ fn serve(config: Config) -> Result<(), String> {
         "jiesuan listening on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    let server = run(listener, state).map_err(|e| e.to_string())?;
-    actix_web::rt::System::new()
-        .block_on(server)
-        .map_err(|e| e.to_string())
+    actix_web::rt::System::new().block_on(async move {
+        let server = run(listener, state).map_err(|e| e.to_string())?;
+        server.await.map_err(|e| e.to_string())
+    })
 }

@@ -1,17 +1,32 @@
 //! The one table of every route.
 
 use crate::config::PayMode;
-use crate::controllers::{api, error, home, sandbox, session};
+use crate::controllers::{api, error, home, notify, sandbox, session};
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
 /// Largest JSON body the API reads.
 pub const JSON_LIMIT: usize = 64 * 1024;
+/// Largest notification body read (WeChat's limit for its own XML; Ping++ events are smaller).
+pub const NOTIFY_LIMIT: usize = 64 * 1024;
 /// Largest form body the PC site reads.
 pub const FORM_LIMIT: usize = 16 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
     cfg.app_data(web::PayloadConfig::new(FORM_LIMIT));
+    // The platforms' notify routes answer in their own formats, outside the API's error
+    // shape and the session cookie.
+    cfg.service(
+        web::resource("/api/v1/pay/notify")
+            .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
+            .route(web::post().to(notify::wechat))
+            .route(web::get().to(notify::wechat_get)),
+    );
+    cfg.service(
+        web::resource("/home/notify/pingpp")
+            .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
+            .route(web::post().to(notify::pingpp)),
+    );
     cfg.service(
         web::scope("/api/v1")
             .app_data(
@@ -28,13 +43,41 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
             .route("/order/{id}", web::get().to(api::order::detail))
             .route("/product/recent", web::get().to(api::product::recent))
             .route("/product/{id}", web::get().to(api::product::one))
+            .route("/pay/pre_order", web::post().to(api::pay::pre_order))
+            .route("/pay/native", web::post().to(api::pay::native))
+            .route("/pay/pingpp", web::post().to(api::pay::pingpp))
+            .route("/pay/query", web::post().to(api::pay::query))
             .default_service(web::to(api_not_found)),
     );
     if mode == PayMode::Sandbox {
-        cfg.service(web::scope("/sandbox").route(
-            "/wxapi/sns/jscode2session",
-            web::get().to(sandbox::jscode2session),
-        ));
+        cfg.service(
+            web::scope("/sandbox")
+                .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
+                .wrap(from_fn(error::page_errors))
+                .route(
+                    "/wxapi/sns/jscode2session",
+                    web::get().to(sandbox::jscode2session),
+                )
+                .route("/wxpay/pay/{action}", web::post().to(sandbox::wxpay_api))
+                .route("/wxpay/phone", web::get().to(sandbox::wx_phone))
+                .route("/wxpay/phone/pay", web::post().to(sandbox::wx_phone_pay))
+                .route("/pingpp/v1/charges", web::post().to(sandbox::pp_create))
+                .route("/pingpp/v1/charges", web::get().to(sandbox::pp_list))
+                .route(
+                    "/pingpp/v1/charges/{id}",
+                    web::get().to(sandbox::pp_retrieve),
+                )
+                .route("/pingpp/phone/{id}", web::get().to(sandbox::pp_phone))
+                .route("/pingpp/phone/{id}", web::post().to(sandbox::pp_phone_pay))
+                .route(
+                    "/pingpp/notify/charges/{id}",
+                    web::get().to(sandbox::pp_test_notify),
+                )
+                .route("/control/faults", web::post().to(sandbox::set_faults))
+                .route("/control/faults", web::delete().to(sandbox::clear_faults))
+                .route("/control/pay", web::post().to(sandbox::control_pay))
+                .route("/control/deliveries", web::get().to(sandbox::deliveries)),
+        );
     }
     cfg.service(
         web::scope("")
@@ -59,6 +102,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
             .route("/home/order/checkout", web::get().to(home::order::checkout))
             .route("/home/order/save", web::post().to(home::order::save))
             .route("/home/order/pay", web::get().to(home::order::pay))
+            .route("/home/order/qrpay", web::get().to(home::pay::qrpay))
+            .route("/home/order/wxpay", web::get().to(home::pay::wxpay))
+            .route("/home/order/status", web::get().to(home::pay::status))
+            .route("/home/order/status", web::post().to(home::pay::status))
+            .route("/home/order/payresult", web::get().to(home::pay::payresult))
             .route("/healthz", web::get().to(healthz))
             .service(actix_files::Files::new("/static", "static").use_etag(true))
             .default_service(web::to(page_not_found)),

@@ -1,10 +1,16 @@
 //! Building the application state and running the server; shared by `main` and the tests.
 
 use crate::config::{Config, PayMode};
-use crate::db::{self, Pool};
+use crate::db::{self, Db, Pool};
+use crate::payment::pingpp::{sign as pp_sign, Pingpp};
+use crate::payment::wechat::{SignType, WxPay};
+use crate::sandbox::Sandbox;
+use crate::services::gateway::Gateway;
+use crate::services::notify::{PingppApp, WechatMerchant};
 use actix_web::cookie::Key;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
+use rsa::{RsaPrivateKey, RsaPublicKey};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +20,18 @@ use std::time::Duration;
 pub struct AppState {
     pub config: Arc<Config>,
     pub pool: Pool,
+    pub db: Db,
     pub tera: Arc<tera::Tera>,
     pub http: reqwest::Client,
     pub cookie_key: Key,
     /// Where the shop is reached from outside, without a trailing slash.
     pub public_url: String,
+    /// The "Ping++ 公钥" that signs webhooks.
+    pub pingpp_public_key: RsaPublicKey,
+    /// Signs requests to Ping++ when configured.
+    pub merchant_key: Option<RsaPrivateKey>,
+    /// The sandbox platforms (sandbox mode only; set by `run`, which knows the URL).
+    pub sandbox: Option<Arc<Sandbox>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,14 +46,87 @@ pub enum StartupError {
     Secret(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("key {0}: {1}")]
+    Key(String, String),
+}
+
+fn read_key(path: &str) -> Result<String, StartupError> {
+    std::fs::read_to_string(path).map_err(|e| StartupError::Key(path.into(), e.to_string()))
 }
 
 impl AppState {
+    /// Where the sandbox answers (sandbox mode).
+    pub fn sandbox_url(&self) -> String {
+        self.config
+            .sandbox
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("{}/sandbox", self.public_url))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    fn platform_base(&self, configured: &Option<String>, sandbox_path: &str, live: &str) -> String {
+        match (configured, self.config.pay_mode) {
+            (Some(base), _) => base.clone(),
+            (None, PayMode::Sandbox) => format!("{}{sandbox_path}", self.sandbox_url()),
+            (None, PayMode::Live) => live.into(),
+        }
+    }
+
+    /// The clients of both platforms and the URLs they call back.
+    pub fn gateway(&self) -> Gateway {
+        let wx = &self.config.wechat;
+        let pp = &self.config.pingpp;
+        Gateway {
+            db: self.db.clone(),
+            wxpay: WxPay {
+                http: self.http.clone(),
+                base: self.platform_base(&wx.pay_base, "/wxpay", "https://api.mch.weixin.qq.com"),
+                appid: wx.appid.clone(),
+                mch_id: wx.mch_id.clone(),
+                key: wx.api_key.clone(),
+                sign_type: SignType::Md5,
+            },
+            pingpp: Pingpp {
+                http: self.http.clone(),
+                base: self.platform_base(&pp.api_base, "/pingpp", "https://api.pingxx.com"),
+                secret_key: pp.secret_key.clone(),
+                merchant_key: self.merchant_key.clone(),
+            },
+            pingpp_app_id: pp.app_id.clone(),
+            wechat_notify_url: format!("{}/api/v1/pay/notify", self.public_url),
+            server_ip: self
+                .config
+                .bind
+                .rsplit_once(':')
+                .map(|(host, _)| host.to_string())
+                .unwrap_or_else(|| "127.0.0.1".into()),
+        }
+    }
+
+    pub fn wechat_merchant(&self) -> WechatMerchant {
+        let wx = &self.config.wechat;
+        WechatMerchant {
+            appid: wx.appid.clone(),
+            mch_id: wx.mch_id.clone(),
+            key: wx.api_key.clone(),
+        }
+    }
+
+    pub fn pingpp_app(&self) -> PingppApp {
+        PingppApp {
+            app_id: self.config.pingpp.app_id.clone(),
+            public_key: self.pingpp_public_key.clone(),
+            livemode: self.config.pay_mode == PayMode::Live,
+        }
+    }
+
     /// The base URL of `sns/jscode2session`: the sandbox's own in sandbox mode.
     pub fn wechat_login_base(&self) -> String {
         match (&self.config.wechat.login_base, self.config.pay_mode) {
             (Some(base), _) => base.clone(),
-            (None, PayMode::Sandbox) => format!("{}/sandbox/wxapi", self.public_url),
+            (None, PayMode::Sandbox) => format!("{}/wxapi", self.sandbox_url()),
             (None, PayMode::Live) => "https://api.weixin.qq.com".into(),
         }
     }
@@ -91,6 +177,15 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         .connect_timeout(Duration::from_secs(5))
         .build()?;
     let cookie_key = session_key(&config)?;
+    let pingpp_public_key = pp_sign::public_key(&read_key(&config.pingpp.webhook_public_key)?)
+        .map_err(|e| StartupError::Key(config.pingpp.webhook_public_key.clone(), e.to_string()))?;
+    let merchant_key = match &config.pingpp.merchant_private_key {
+        Some(path) => Some(
+            pp_sign::private_key(&read_key(path)?)
+                .map_err(|e| StartupError::Key(path.clone(), e.to_string()))?,
+        ),
+        None => None,
+    };
     let public_url = config
         .public_url
         .clone()
@@ -99,11 +194,15 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         .to_string();
     Ok(AppState {
         config: Arc::new(config),
+        db: Db { pool: pool.clone() },
         pool,
         tera: Arc::new(tera),
         http,
         cookie_key,
         public_url,
+        pingpp_public_key,
+        merchant_key,
+        sandbox: None,
     })
 }
 
@@ -113,6 +212,27 @@ pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, Startup
     if state.config.public_url.is_none() {
         state.public_url = format!("http://{}", listener.local_addr()?);
     }
+    if state.config.pay_mode == PayMode::Sandbox {
+        let sb = &state.config.sandbox;
+        let platform_key = pp_sign::private_key(&read_key(&sb.pingpp_private_key)?)
+            .map_err(|e| StartupError::Key(sb.pingpp_private_key.clone(), e.to_string()))?;
+        let merchant_public = match &sb.merchant_public_key {
+            Some(path) => Some(
+                pp_sign::public_key(&read_key(path)?)
+                    .map_err(|e| StartupError::Key(path.clone(), e.to_string()))?,
+            ),
+            None => None,
+        };
+        state.sandbox = Some(Sandbox::new(
+            &state.config,
+            format!("{}/sandbox", state.public_url),
+            &state.public_url,
+            platform_key,
+            merchant_public,
+            state.http.clone(),
+        ));
+    }
+    crate::jobs::spawn(&state);
     let mode = state.config.pay_mode;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {

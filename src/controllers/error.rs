@@ -67,6 +67,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotOwner => (S::FORBIDDEN, 10003, "订单与用户不匹配".into()),
             ServiceError::NoAddress => (S::NOT_FOUND, 60001, "用户收货地址不存在，下单失败".into()),
             ServiceError::OrderNotFound => (S::NOT_FOUND, 80000, "订单不存在".into()),
+            ServiceError::OrderNotPayable(why) => (S::BAD_REQUEST, 80003, (*why).to_string()),
+            ServiceError::Gateway(m) => {
+                log::error!("payment platform error: {m}");
+                (
+                    S::BAD_GATEWAY,
+                    90000,
+                    "支付平台暂时无法处理，请稍后再试".into(),
+                )
+            }
             ServiceError::ProductNotFound(id) => {
                 (S::NOT_FOUND, 80001, format!("商品 {id} 不存在或已下架"))
             }
@@ -185,6 +194,7 @@ impl From<ServiceError> for PageError {
             }
             ServiceError::Invalid(errors) => PageError::bad_request(field_summary(&errors)),
             ServiceError::Forbidden => PageError::forbidden("没有权限"),
+            ServiceError::OrderNotPayable(why) => PageError::bad_request(why),
             other => PageError::internal(other),
         }
     }

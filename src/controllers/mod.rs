@@ -4,6 +4,7 @@
 pub mod api;
 pub mod error;
 pub mod home;
+pub mod notify;
 pub mod sandbox;
 pub mod session;
 
@@ -12,7 +13,7 @@ use crate::services::ServiceError;
 use crate::startup::AppState;
 use crate::views::{Layout, Page};
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use error::PageError;
 use serde::de::DeserializeOwned;
 use session::{Cart, Session};
@@ -23,13 +24,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Conn) -> Result<T, ServiceError> + Send + 'static,
 {
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?
+    crate::services::run(&state.db, f).await
 }
 
 /// Renders a page struct with its template.

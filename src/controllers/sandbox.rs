@@ -1,10 +1,25 @@
-//! The sandbox's HTTP face (mounted only in sandbox mode). For now: the mini-program login
-//! endpoint `sns/jscode2session`, as `api.weixin.qq.com` answers it.
+//! The sandbox's HTTP face (mounted only in sandbox mode): the same paths as
+//! `api.weixin.qq.com`, `api.mch.weixin.qq.com` and `api.pingxx.com`, the simulated phone
+//! pages, and a control API for tests (`/sandbox/control/...`).
 
-use crate::sandbox::wxlogin;
+use super::error::PageError;
+use super::render;
+use crate::domain::Money;
+use crate::sandbox::pingpp::RequestAuth;
+use crate::sandbox::{wxlogin, FaultRule, Sandbox};
 use crate::startup::AppState;
-use actix_web::{web, HttpResponse};
+use crate::views::SandboxPhonePage;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+fn sandbox(state: &AppState) -> Result<Arc<Sandbox>, PageError> {
+    state
+        .sandbox
+        .clone()
+        .ok_or_else(|| PageError::not_found("沙箱未启用"))
+}
 
 pub async fn jscode2session(
     state: web::Data<AppState>,
@@ -20,4 +35,274 @@ pub async fn jscode2session(
     );
     // WeChat answers 200 with errcode in the body, whatever went wrong.
     HttpResponse::Ok().json(answer)
+}
+
+fn xml(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+/// `POST /sandbox/wxpay/pay/{action}`.
+pub async fn wxpay_api(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    Ok(match path.as_str() {
+        "unifiedorder" => xml(sb.wx_unifiedorder(&body)),
+        "orderquery" => xml(sb.wx_orderquery(&body)),
+        "closeorder" => xml(sb.wx_closeorder(&body)),
+        _ => return Err(PageError::not_found("no such API")),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct WxPhoneQuery {
+    prepay_id: Option<String>,
+    code_url: Option<String>,
+}
+
+fn wx_page(
+    sb: &Sandbox,
+    o: &crate::sandbox::WxOrder,
+    done: bool,
+    error: Option<String>,
+) -> SandboxPhonePage {
+    let q = serde_urlencoded::to_string([("out_trade_no", o.out_trade_no.as_str())])
+        .unwrap_or_default();
+    SandboxPhonePage {
+        app_name: "微信支付".into(),
+        merchant: "结算商城".into(),
+        subject: o.body.clone(),
+        amount: Money::from_fen(o.total_fee).to_string(),
+        trade_no: o.out_trade_no.clone(),
+        action: format!("{}/wxpay/phone/pay?{q}", sb.base_url),
+        done: done || o.trade_state == "SUCCESS",
+        error,
+    }
+}
+
+/// The phone of a WeChat user about to pay a prepay_id (wx.requestPayment) or a code_url (a
+/// scan).
+pub async fn wx_phone(
+    state: web::Data<AppState>,
+    q: web::Query<WxPhoneQuery>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let o = sb
+        .wx_find(q.prepay_id.as_deref(), q.code_url.as_deref())
+        .ok_or_else(|| PageError::not_found("支付单不存在"))?;
+    render(&state, &wx_page(&sb, &o, false, None))
+}
+
+#[derive(Deserialize)]
+pub struct TradeQuery {
+    #[serde(default)]
+    out_trade_no: String,
+}
+
+pub async fn wx_phone_pay(
+    state: web::Data<AppState>,
+    q: web::Query<TradeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let result = sb.wx_pay(&q.out_trade_no);
+    let o = sb
+        .state()
+        .wx
+        .get(&q.out_trade_no)
+        .cloned()
+        .ok_or_else(|| PageError::not_found("支付单不存在"))?;
+    let page = match result {
+        Ok(_) => wx_page(&sb, &o, true, None),
+        Err(e) => wx_page(&sb, &o, false, Some(e)),
+    };
+    render(&state, &page)
+}
+
+fn pp_reply((status, body): (u16, String)) -> HttpResponse {
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
+    )
+    .content_type("application/json;charset=UTF-8")
+    .body(body)
+}
+
+/// Ping++'s `/v1/...` as `/sandbox/pingpp/v1/...`; `uri` is what the merchant signed.
+fn pp_auth(sb: &Sandbox, req: &HttpRequest, body: &[u8]) -> Result<(), (u16, String)> {
+    let header = |k: &str| req.headers().get(k).and_then(|v| v.to_str().ok());
+    let full = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or_default();
+    let uri = full.strip_prefix("/sandbox/pingpp").unwrap_or(full);
+    sb.pp_authenticate(&RequestAuth {
+        authorization: header("authorization"),
+        timestamp: header("pingplusplus-request-timestamp"),
+        signature: header("pingplusplus-signature"),
+        request_uri: uri,
+        body,
+    })
+}
+
+pub async fn pp_create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    if let Err(res) = pp_auth(&sb, &req, &body) {
+        return Ok(pp_reply(res));
+    }
+    Ok(pp_reply(sb.pp_create(&body)))
+}
+
+pub async fn pp_retrieve(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    if let Err(res) = pp_auth(&sb, &req, b"") {
+        return Ok(pp_reply(res));
+    }
+    Ok(pp_reply(sb.pp_retrieve(&path)))
+}
+
+pub async fn pp_list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    if let Err(res) = pp_auth(&sb, &req, b"") {
+        return Ok(pp_reply(res));
+    }
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+    Ok(pp_reply(
+        sb.pp_list(q.get("app[id]").map(String::as_str), limit),
+    ))
+}
+
+fn pp_page(
+    sb: &Sandbox,
+    c: &crate::payment::pingpp::Charge,
+    done: bool,
+    error: Option<String>,
+) -> SandboxPhonePage {
+    SandboxPhonePage {
+        app_name: if c.channel.starts_with("alipay") {
+            "支付宝"
+        } else {
+            "微信支付"
+        }
+        .into(),
+        merchant: "结算商城".into(),
+        subject: c.subject.clone(),
+        amount: Money::from_fen(c.amount).to_string(),
+        trade_no: c.order_no.clone(),
+        action: format!("{}/pingpp/phone/{}", sb.base_url, c.id),
+        done: done || c.paid,
+        error,
+    }
+}
+
+/// The credential of a QR channel: the scanning app's confirmation screen.
+pub async fn pp_phone(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let c = sb
+        .pp_find(&path)
+        .ok_or_else(|| PageError::not_found("支付单不存在"))?;
+    render(&state, &pp_page(&sb, &c, false, None))
+}
+
+pub async fn pp_phone_pay(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let result = sb.pp_pay(&path);
+    let c = sb
+        .pp_find(&path)
+        .ok_or_else(|| PageError::not_found("支付单不存在"))?;
+    let page = match result {
+        Ok(_) => pp_page(&sb, &c, true, None),
+        Err(e) => pp_page(&sb, &c, false, Some(e)),
+    };
+    render(&state, &page)
+}
+
+/// pingpp-js test mode: `GET /notify/charges/{id}?livemode=false` pays and answers `success`.
+pub async fn pp_test_notify(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    Ok(match sb.pp_pay(&path) {
+        Ok(_) => HttpResponse::Ok().body("success"),
+        Err(e) => HttpResponse::BadRequest().body(e),
+    })
+}
+
+/// `POST /sandbox/control/faults`: faults for trades starting with `prefix`.
+pub async fn set_faults(
+    state: web::Data<AppState>,
+    rule: web::Json<FaultRule>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    sb.state().rules.push(rule.into_inner());
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /sandbox/control/faults`.
+pub async fn clear_faults(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    sandbox(&state)?.state().rules.clear();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub struct PayCommand {
+    out_trade_no: Option<String>,
+    charge_id: Option<String>,
+}
+
+/// `POST /sandbox/control/pay`: what pressing 确认支付 does, for tests.
+pub async fn control_pay(
+    state: web::Data<AppState>,
+    cmd: web::Json<PayCommand>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let result = match (&cmd.out_trade_no, &cmd.charge_id) {
+        (_, Some(ch)) => sb.pp_pay(ch).map(|c| serde_json::json!({"paid": c.id})),
+        (Some(no), None) => sb.wx_pay(no).map(
+            |o| serde_json::json!({"paid": o.out_trade_no, "transaction_id": o.transaction_id}),
+        ),
+        (None, None) => Err("out_trade_no or charge_id required".into()),
+    };
+    Ok(match result {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => HttpResponse::BadRequest().json(serde_json::json!({"error": e})),
+    })
+}
+
+/// `GET /sandbox/control/deliveries?out_trade_no=`: every delivery try and its answer.
+pub async fn deliveries(
+    state: web::Data<AppState>,
+    q: web::Query<TradeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let list: Vec<_> = sb
+        .state()
+        .deliveries
+        .iter()
+        .filter(|d| q.out_trade_no.is_empty() || d.out_trade_no == q.out_trade_no)
+        .cloned()
+        .collect();
+    Ok(HttpResponse::Ok().json(list))
 }

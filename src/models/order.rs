@@ -131,3 +131,58 @@ pub fn page_of_user(
 pub fn count(conn: &mut Conn) -> QueryResult<i64> {
     orders::table.count().get_result(conn)
 }
+
+/// What a verified payment writes on the order.
+#[derive(Debug, Clone)]
+pub struct PaidFields<'a> {
+    pub pay_channel: &'a str,
+    pub pay_name: &'a str,
+    pub transaction_no: &'a str,
+    pub paid_at: chrono::NaiveDateTime,
+}
+
+/// Compare-and-set `from -> to` with the payment fields; true when this call moved it.
+pub fn cas_paid(
+    conn: &mut Conn,
+    id: i32,
+    from: i32,
+    to: i32,
+    paid: &PaidFields<'_>,
+) -> QueryResult<bool> {
+    let rows = diesel::update(
+        orders::table
+            .filter(orders::id.eq(id))
+            .filter(orders::status.eq(from)),
+    )
+    .set((
+        orders::status.eq(to),
+        orders::pay_channel.eq(paid.pay_channel),
+        orders::pay_name.eq(paid.pay_name),
+        orders::transaction_no.eq(paid.transaction_no),
+        orders::paid_at.eq(paid.paid_at),
+        orders::updated_at.eq(super::now()),
+    ))
+    .execute(conn)?;
+    Ok(rows == 1)
+}
+
+/// Compare-and-set of the status alone.
+pub fn cas_status(conn: &mut Conn, id: i32, from: i32, to: i32) -> QueryResult<bool> {
+    let rows = diesel::update(
+        orders::table
+            .filter(orders::id.eq(id))
+            .filter(orders::status.eq(from)),
+    )
+    .set((orders::status.eq(to), orders::updated_at.eq(super::now())))
+    .execute(conn)?;
+    Ok(rows == 1)
+}
+
+/// The status code of an order.
+pub fn status_of_no(conn: &mut Conn, order_no: &str) -> QueryResult<Option<i32>> {
+    orders::table
+        .filter(orders::order_no.eq(order_no))
+        .select(orders::status)
+        .first(conn)
+        .optional()
+}

@@ -23,11 +23,174 @@ pub struct PayAttempt {
     pub updated_at: chrono::NaiveDateTime,
 }
 
+#[derive(Debug, Insertable)]
+#[diesel(table_name = pay_attempt)]
+pub struct NewAttempt<'a> {
+    pub order_id: i32,
+    pub out_trade_no: &'a str,
+    pub provider: &'a str,
+    pub channel: &'a str,
+    pub amount: i64,
+    pub status: i32,
+    pub sign_type: Option<&'a str>,
+    pub expires_at: chrono::NaiveDateTime,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// Inserts an attempt and reads it back by its unique out_trade_no.
+pub fn insert_attempt(conn: &mut Conn, a: &NewAttempt<'_>) -> QueryResult<PayAttempt> {
+    diesel::insert_into(pay_attempt::table)
+        .values(a)
+        .execute(conn)?;
+    pay_attempt::table
+        .filter(pay_attempt::out_trade_no.eq(a.out_trade_no))
+        .select(PayAttempt::as_select())
+        .first(conn)
+}
+
 pub fn attempts_of(conn: &mut Conn, order_id: i32) -> QueryResult<Vec<PayAttempt>> {
     pay_attempt::table
         .filter(pay_attempt::order_id.eq(order_id))
         .order(pay_attempt::id.asc())
         .select(PayAttempt::as_select())
+        .load(conn)
+}
+
+pub fn attempt_count(conn: &mut Conn, order_id: i32) -> QueryResult<i64> {
+    pay_attempt::table
+        .filter(pay_attempt::order_id.eq(order_id))
+        .count()
+        .get_result(conn)
+}
+
+pub fn find_attempt(conn: &mut Conn, out_trade_no: &str) -> QueryResult<Option<PayAttempt>> {
+    pay_attempt::table
+        .filter(pay_attempt::out_trade_no.eq(out_trade_no))
+        .select(PayAttempt::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Records what the gateway answered at creation (prepay_id / ch_ id, code_url / credential).
+pub fn set_prepared(
+    conn: &mut Conn,
+    id: i32,
+    provider_ref: &str,
+    credential: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(pay_attempt::table.find(id))
+        .set((
+            pay_attempt::provider_ref.eq(provider_ref),
+            pay_attempt::credential.eq(credential),
+            pay_attempt::updated_at.eq(super::now()),
+        ))
+        .execute(conn)
+}
+
+/// Compare-and-set of an attempt's status; true when this call moved it.
+pub fn cas_attempt(
+    conn: &mut Conn,
+    id: i32,
+    from: &[i32],
+    to: i32,
+    transaction_no: Option<&str>,
+) -> QueryResult<bool> {
+    let target = pay_attempt::table
+        .filter(pay_attempt::id.eq(id))
+        .filter(pay_attempt::status.eq_any(from));
+    let rows = match transaction_no {
+        Some(t) => diesel::update(target)
+            .set((
+                pay_attempt::status.eq(to),
+                pay_attempt::transaction_no.eq(t),
+                pay_attempt::updated_at.eq(super::now()),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                pay_attempt::status.eq(to),
+                pay_attempt::updated_at.eq(super::now()),
+            ))
+            .execute(conn)?,
+    };
+    Ok(rows == 1)
+}
+
+/// Attempts in `status` created before `before`, oldest first.
+pub fn attempts_in_status_before(
+    conn: &mut Conn,
+    status: i32,
+    before: chrono::NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<PayAttempt>> {
+    pay_attempt::table
+        .filter(pay_attempt::status.eq(status))
+        .filter(pay_attempt::created_at.lt(before))
+        .order(pay_attempt::id.asc())
+        .limit(limit)
+        .select(PayAttempt::as_select())
+        .load(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pay_log)]
+pub struct PayLog {
+    pub id: i32,
+    pub provider: String,
+    pub kind: String,
+    pub out_trade_no: Option<String>,
+    pub order_id: Option<i32>,
+    pub dedupe_key: Option<String>,
+    pub raw_body: String,
+    pub headers: String,
+    pub remote_addr: String,
+    pub verified: bool,
+    pub outcome: String,
+    pub reply: String,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = pay_log)]
+pub struct NewPayLog {
+    pub provider: String,
+    pub kind: String,
+    pub out_trade_no: Option<String>,
+    pub order_id: Option<i32>,
+    pub dedupe_key: Option<String>,
+    pub raw_body: String,
+    pub headers: String,
+    pub remote_addr: String,
+    pub verified: bool,
+    pub outcome: String,
+    pub reply: String,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+pub fn insert_log(conn: &mut Conn, row: &NewPayLog) -> QueryResult<usize> {
+    diesel::insert_into(pay_log::table)
+        .values(row)
+        .execute(conn)
+}
+
+/// Sets the outcome and reply of the log row holding `dedupe_key`.
+pub fn finish_log(
+    conn: &mut Conn,
+    dedupe_key: &str,
+    outcome: &str,
+    reply: &str,
+) -> QueryResult<usize> {
+    diesel::update(pay_log::table.filter(pay_log::dedupe_key.eq(dedupe_key)))
+        .set((pay_log::outcome.eq(outcome), pay_log::reply.eq(reply)))
+        .execute(conn)
+}
+
+pub fn logs_of_order(conn: &mut Conn, order_id: i32) -> QueryResult<Vec<PayLog>> {
+    pay_log::table
+        .filter(pay_log::order_id.eq(order_id))
+        .order(pay_log::id.asc())
+        .select(PayLog::as_select())
         .load(conn)
 }
 

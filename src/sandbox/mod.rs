@@ -1,4 +1,163 @@
-//! The built-in sandbox: plays the payment platforms byte for byte so the whole flow runs
-//! offline. May import payment (wire formats and signing) and config, never services.
+//! The built-in sandbox: plays WeChat Pay v2 and Ping++ byte for byte (same paths, fields,
+//! signatures and replies), pays on a simulated phone page, and delivers signed notifications
+//! over HTTP with the platforms' retry schedules (compressed), with fault injection.
+//! May import payment (wire formats and signing) and config, never services: it is another
+//! party, reached only over HTTP.
 
+pub mod deliver;
+pub mod pingpp;
 pub mod wxlogin;
+pub mod wxpay;
+
+use crate::config::Config;
+use crate::payment::pingpp::Charge;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Faults injected into notification delivery.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Faults {
+    /// Copies of each notification, sent concurrently (0 or 1 = one).
+    pub copies: u32,
+    /// Delay before the first delivery, in milliseconds.
+    pub delay_ms: u64,
+    /// Notify an amount one fen higher than paid.
+    pub wrong_amount: bool,
+    /// Send a signature that does not verify.
+    pub bad_signature: bool,
+    /// Never deliver (the query path must find the payment).
+    pub never_deliver: bool,
+}
+
+/// Faults for trade numbers starting with `prefix` (empty: every trade).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultRule {
+    pub prefix: String,
+    #[serde(flatten)]
+    pub faults: Faults,
+}
+
+/// One delivery attempt of one notification copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub provider: &'static str,
+    pub out_trade_no: String,
+    pub copy: u32,
+    pub try_no: u32,
+    pub status: Option<u16>,
+    pub reply: String,
+    pub acknowledged: bool,
+}
+
+/// A WeChat order as the platform keeps it.
+#[derive(Debug, Clone)]
+pub struct WxOrder {
+    pub out_trade_no: String,
+    pub body: String,
+    pub total_fee: i64,
+    pub trade_type: String,
+    pub openid: String,
+    pub notify_url: String,
+    pub prepay_id: String,
+    pub code_url: Option<String>,
+    pub sign_type: String,
+    pub trade_state: &'static str,
+    pub transaction_id: Option<String>,
+    pub time_end: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub wx: HashMap<String, WxOrder>,
+    pub charges: HashMap<String, Charge>,
+    /// Charge ids in creation order.
+    pub charge_ids: Vec<String>,
+    pub rules: Vec<FaultRule>,
+    pub deliveries: Vec<Delivery>,
+}
+
+impl State {
+    /// The faults for this trade: the last rule whose prefix matches.
+    pub fn faults_for(&self, out_trade_no: &str) -> Faults {
+        self.rules
+            .iter()
+            .rev()
+            .find(|r| out_trade_no.starts_with(&r.prefix))
+            .map(|r| r.faults.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The sandbox: settings, keys and in-memory state (it plays an outside party, so its state
+/// is its own, not the shop's database).
+pub struct Sandbox {
+    pub wechat_appid: String,
+    pub wechat_mch_id: String,
+    pub wechat_key: String,
+    pub pingpp_app_id: String,
+    pub pingpp_secret_key: String,
+    /// Where Ping++ posts webhooks (the shop's `/home/notify/pingpp`).
+    pub pingpp_webhook_url: String,
+    /// The sandbox's own base URL, for credential links.
+    pub base_url: String,
+    pub platform_key: RsaPrivateKey,
+    pub merchant_public_key: Option<RsaPublicKey>,
+    pub retry_divisor: u32,
+    pub http: reqwest::Client,
+    state: Mutex<State>,
+}
+
+impl Sandbox {
+    pub fn new(
+        config: &Config,
+        base_url: String,
+        shop_url: &str,
+        platform_key: RsaPrivateKey,
+        merchant_public_key: Option<RsaPublicKey>,
+        http: reqwest::Client,
+    ) -> Arc<Sandbox> {
+        Arc::new(Sandbox {
+            wechat_appid: config.wechat.appid.clone(),
+            wechat_mch_id: config.wechat.mch_id.clone(),
+            wechat_key: config.wechat.api_key.clone(),
+            pingpp_app_id: config.pingpp.app_id.clone(),
+            pingpp_secret_key: config.pingpp.secret_key.clone(),
+            pingpp_webhook_url: format!("{shop_url}/home/notify/pingpp"),
+            base_url,
+            platform_key,
+            merchant_public_key,
+            retry_divisor: config.sandbox.retry_divisor.max(1),
+            http,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The state, even if a panicking thread poisoned the lock (the data stays consistent:
+    /// every change is a single insert or field write).
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `len` random characters from `[0-9A-Za-z]`.
+pub fn random_id(len: usize) -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// `len` random decimal digits.
+pub fn random_digits(len: usize) -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from(b'0' + r.gen_range(0..10u8)))
+        .collect()
+}

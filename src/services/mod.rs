@@ -3,7 +3,10 @@
 
 pub mod account;
 pub mod catalog;
+pub mod gateway;
+pub mod notify;
 pub mod order;
+pub mod pay;
 pub mod seed;
 
 use std::collections::BTreeMap;
@@ -26,6 +29,10 @@ pub enum ServiceError {
     NoAddress,
     #[error("order not found")]
     OrderNotFound,
+    #[error("order cannot be paid: {0}")]
+    OrderNotPayable(&'static str),
+    #[error("payment platform: {0}")]
+    Gateway(String),
     #[error("product {0} not found or not on sale")]
     ProductNotFound(i32),
     #[error("wrong username or password")]
@@ -45,6 +52,25 @@ impl ServiceError {
     pub fn field(name: &str, message: &str) -> ServiceError {
         ServiceError::Invalid(BTreeMap::from([(name.to_string(), message.to_string())]))
     }
+}
+
+impl From<crate::db::RunError<ServiceError>> for ServiceError {
+    fn from(e: crate::db::RunError<ServiceError>) -> Self {
+        match e {
+            crate::db::RunError::Inner(e) => e,
+            crate::db::RunError::Pool(e) => ServiceError::Pool(e),
+            crate::db::RunError::Join(m) => ServiceError::Internal(m),
+        }
+    }
+}
+
+/// Runs a synchronous service call on the blocking pool.
+pub async fn run<T, F>(db: &crate::db::Db, f: F) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::db::Conn) -> Result<T, ServiceError> + Send + 'static,
+{
+    Ok(db.run(f).await?)
 }
 
 impl From<crate::domain::MoneyError> for ServiceError {

@@ -153,6 +153,15 @@ pub struct OrdersPage {
 }
 page!(OrdersPage, "orders.html");
 
+/// Where a pay page polls and where it goes once the order is paid.
+#[derive(Debug, Clone, Serialize)]
+pub struct Polling {
+    /// `/home/order/status?order_sn=…`: answers `{"code":200,"msg":"success","data":<status>}`.
+    pub status_url: String,
+    /// `/home/order/payresult?order_sn=…`.
+    pub result_url: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct PayPage {
     pub layout: Layout,
@@ -162,8 +171,80 @@ pub struct PayPage {
     /// Expiry in Asia/Shanghai, and as unix seconds for the countdown.
     pub expires_at: String,
     pub expires_at_unix: i64,
+    /// Inline SVG (generated here, no user data) of the QR whose content is `qr_url`.
+    pub qr_svg: String,
+    /// `…/home/order/qrpay?id=ORDER_SN`: opened by the WeChat or Alipay scanner.
+    pub qr_url: String,
+    /// The second option: WeChat NATIVE, direct (`/home/order/wxpay?order_sn=…`).
+    pub wechat_native_url: String,
+    pub polling: Polling,
+    /// Sandbox mode: explain how to play the phone.
+    pub sandbox: bool,
 }
 page!(PayPage, "pay.html");
+
+/// The WeChat NATIVE QR (direct WeChat Pay, `code_url`).
+#[derive(Debug, Serialize)]
+pub struct WxNativePage {
+    pub layout: Layout,
+    pub order: OrderRow,
+    pub qr_svg: String,
+    pub code_url: String,
+    /// Sandbox mode: the page that plays scanning this code.
+    pub phone_url: Option<String>,
+    pub expires_at: String,
+    pub expires_at_unix: i64,
+    pub polling: Polling,
+    /// Back to the pay page.
+    pub pay_url: String,
+}
+page!(WxNativePage, "wxpay.html");
+
+/// `/home/order/payresult`.
+#[derive(Debug, Serialize)]
+pub struct PayResultPage {
+    pub layout: Layout,
+    /// False: no such order (订单编号错误).
+    pub found: bool,
+    pub paid: bool,
+    pub order_no: String,
+    pub pay_name: String,
+    pub amount: String,
+    pub status_label: String,
+    /// Unpaid: back to the pay page.
+    pub pay_url: String,
+}
+page!(PayResultPage, "payresult.html");
+
+/// The QR's URL opened in a plain browser: scan with WeChat or Alipay instead.
+#[derive(Debug, Serialize)]
+pub struct ScanPromptPage {
+    pub layout: Layout,
+    pub order_no: String,
+    pub snap_name: String,
+    pub amount: String,
+    pub qr_svg: String,
+    /// Pay with Alipay from this browser (the seed's default link).
+    pub alipay_url: String,
+}
+page!(ScanPromptPage, "scan.html");
+
+/// The sandbox's simulated phone: the scanning app's confirmation screen.
+#[derive(Debug, Serialize)]
+pub struct SandboxPhonePage {
+    /// 微信支付 or 支付宝.
+    pub app_name: String,
+    pub merchant: String,
+    pub subject: String,
+    pub amount: String,
+    pub trade_no: String,
+    /// POST here to pay (form with no fields).
+    pub action: String,
+    /// Paid just now or before.
+    pub done: bool,
+    pub error: Option<String>,
+}
+page!(SandboxPhonePage, "sandbox_phone.html");
 
 #[derive(Debug, Serialize)]
 pub struct ErrorPage {

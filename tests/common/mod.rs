@@ -82,6 +82,8 @@ pub fn test_config(database_url: &str) -> Config {
         ..Config::default()
     };
     config.seed_demo_data = true;
+    // Tests drive the sweep themselves where they need it.
+    config.sweep_interval_seconds = 0;
     config
 }
 
@@ -94,6 +96,7 @@ impl TestApp {
 
     /// A server with this configuration (a second instance can share a database).
     pub async fn spawn_on(config: Config) -> TestApp {
+        let _ = env_logger::builder().is_test(true).try_init();
         let database_url = config.database_url.clone();
         let state = tokio::task::spawn_blocking(move || {
             let state = build_state(config).expect("build state");
@@ -256,4 +259,123 @@ pub fn select_attr(doc: &scraper::Html, selector: &str, attr: &str) -> Option<St
     doc.select(&sel)
         .next()
         .and_then(|e| e.value().attr(attr).map(str::to_string))
+}
+
+/// Status code of an order.
+pub fn order_status(app: &TestApp, order_id: i32) -> i32 {
+    use jiesuan::models::schema::orders;
+    orders::table
+        .find(order_id)
+        .select(orders::status)
+        .first(&mut app.conn())
+        .unwrap()
+}
+
+impl TestApp {
+    /// A buyer with an order for one unit of product 1: (token, order id, order no).
+    pub async fn unpaid_order(&self, code: &str) -> (String, i32, String) {
+        let token = self.buyer(code).await;
+        let (status, v) = self.place(&token, &[(1, 1)]).await;
+        assert_eq!(status, 200, "{v}");
+        let id = v["order_id"].as_i64().unwrap() as i32;
+        (token, id, v["order_no"].as_str().unwrap().to_string())
+    }
+
+    /// Waits (up to 10 s) until the order has `status`; panics otherwise.
+    pub async fn wait_for_status(&self, order_id: i32, status: i32) {
+        for _ in 0..200 {
+            if order_status(self, order_id) == status {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "order {order_id} never reached status {status} (is {})",
+            order_status(self, order_id)
+        );
+    }
+
+    /// Presses 确认支付 in the sandbox (WeChat by out_trade_no, Ping++ by charge id).
+    pub async fn sandbox_pay(&self, body: Value) -> Value {
+        let res = self
+            .api
+            .post(format!("{}/sandbox/control/pay", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    pub async fn set_faults(&self, rule: Value) {
+        let res = self
+            .api
+            .post(format!("{}/sandbox/control/faults", self.url))
+            .json(&rule)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+
+    pub async fn deliveries(&self, out_trade_no: &str) -> Vec<Value> {
+        self.api
+            .get(format!(
+                "{}/sandbox/control/deliveries?out_trade_no={out_trade_no}",
+                self.url
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The attempts of an order.
+    pub fn attempts(&self, order_id: i32) -> Vec<jiesuan::models::pay::PayAttempt> {
+        jiesuan::models::pay::attempts_of(&mut self.conn(), order_id).unwrap()
+    }
+
+    /// `pay_log` rows of an order: (kind, verified, outcome, has a dedupe key).
+    pub fn pay_logs(&self, order_id: i32) -> Vec<(String, bool, String, bool)> {
+        jiesuan::models::pay::logs_of_order(&mut self.conn(), order_id)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.kind, l.verified, l.outcome, l.dedupe_key.is_some()))
+            .collect()
+    }
+
+    /// All pay_log rows, however related.
+    pub fn pay_log_count(&self) -> i64 {
+        jiesuan::models::pay::log_count(&mut self.conn()).unwrap()
+    }
+
+    /// Sends `n` copies of the same request body, `at_once` at a time; returns (status, body).
+    pub async fn storm(
+        &self,
+        urls: &[String],
+        headers: &[(&str, String)],
+        body: &str,
+        n: usize,
+        at_once: usize,
+    ) -> Vec<(u16, String)> {
+        use futures::StreamExt;
+        let client = reqwest::Client::new();
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let mut req = client.post(&urls[i % urls.len()]).body(body.to_string());
+                for (k, v) in headers {
+                    req = req.header(*k, v.clone());
+                }
+                async move {
+                    let res = req.send().await.unwrap();
+                    (res.status().as_u16(), res.text().await.unwrap())
+                }
+            })
+            .buffer_unordered(at_once)
+            .collect()
+            .await
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod order;
+pub mod pay;
 pub mod product;
 pub mod token;
 

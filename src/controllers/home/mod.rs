@@ -3,6 +3,7 @@
 pub mod account;
 pub mod cart;
 pub mod order;
+pub mod pay;
 pub mod shop;
 
 use crate::domain::{format_shanghai, Money, OrderStatus};

@@ -153,6 +153,10 @@ pub async fn pay(
     let order = db(&state, move |c| orders::owned_by_no(c, uid, &no)).await?;
     let address =
         orders::snap_address(&order).ok_or_else(|| PageError::internal("bad snap_address"))?;
+    let qr_url = format!(
+        "{}/home/order/qrpay?id={}",
+        state.public_url, order.order_no
+    );
     let page = PayPage {
         layout: layout(&shopper.session, &cart),
         order: order_row(&order),
@@ -160,6 +164,11 @@ pub async fn pay(
         address: address_view(address),
         expires_at: crate::domain::format_shanghai(order.expires_at),
         expires_at_unix: order.expires_at.and_utc().timestamp(),
+        qr_svg: super::pay::qr_svg(&qr_url)?,
+        qr_url,
+        wechat_native_url: format!("/home/order/wxpay?order_sn={}", order.order_no),
+        polling: super::pay::polling(&order.order_no),
+        sandbox: state.sandbox.is_some(),
     };
     render(&state, &page)
 }

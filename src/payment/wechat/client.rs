@@ -133,6 +133,7 @@ impl WxPay {
         let fields = parse(&bytes).map_err(|e| WxError::BadResponse(e.to_string()))?;
         let field = |k: &str| fields.get(k).cloned().unwrap_or_default();
         if field("return_code") != "SUCCESS" {
+            log::warn!("{url} answered FAIL: {response}");
             return Err(WxError::Fail(field("return_msg")));
         }
         if !verify(&fields, &self.key, Some(self.sign_type)) {

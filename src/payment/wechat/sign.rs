@@ -65,19 +65,17 @@ pub fn sign(params: &Params, key: &str, sign_type: SignType) -> String {
     }
 }
 
-/// The algorithm a received message was signed with: its own `sign_type` if present, else the
-/// one the attempt was created with, else by length (32 hex = MD5, 64 = HMAC-SHA256): an
-/// HMAC order can get a notification without `sign_type`.
+/// The algorithm a received message was signed with: its own `sign_type` if present; else
+/// the sign's length (32 hex = MD5, 64 = HMAC-SHA256: an HMAC order can get a notification
+/// without `sign_type`); else the one the attempt was created with.
 pub fn detect(params: &Params, hint: Option<SignType>) -> Option<SignType> {
     if let Some(t) = params.get("sign_type") {
         return SignType::parse(t);
     }
-    if let Some(h) = hint {
-        return Some(h);
-    }
     match params.get("sign").map(String::len) {
+        Some(32) => Some(SignType::Md5),
         Some(64) => Some(SignType::HmacSha256),
-        _ => Some(SignType::Md5),
+        _ => hint,
     }
 }
 

@@ -1,0 +1,156 @@
+//! `POST /api/v1/pay/pre_order` (WeChat JSAPI), `/pay/native` (WeChat NATIVE),
+//! `/pay/pingpp` (a Ping++ charge for the mini-program) and `/pay/query` (ask the gateway).
+
+use super::shopper;
+use crate::controllers::db;
+use crate::controllers::error::ApiError;
+use crate::controllers::session::ApiUser;
+use crate::domain::Channel;
+use crate::payment::wechat::TradeType;
+use crate::services::pay::OrderRef;
+use crate::services::{account, ServiceError};
+use crate::startup::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+pub struct IdBody {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    channel: Value,
+}
+
+fn order_id(body: &IdBody) -> Result<i32, ServiceError> {
+    body.id
+        .as_i64()
+        .and_then(|n| i32::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ServiceError::field("id", "id 必须是正整数"))
+}
+
+fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+async fn openid(state: &AppState, uid: i32) -> Result<String, ServiceError> {
+    db(state, move |c| account::find(c, uid))
+        .await?
+        .and_then(|u| u.openid)
+        .ok_or(ServiceError::Forbidden)
+}
+
+/// JSAPI parameters for `wx.requestPayment` (appId left out, as the zerg shop does).
+pub async fn pre_order(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    req: HttpRequest,
+    body: web::Json<IdBody>,
+) -> Result<HttpResponse, ApiError> {
+    let uid = shopper(user)?;
+    let id = order_id(&body)?;
+    let open_id = openid(&state, uid).await?;
+    let gw = state.gateway();
+    let prepared = gw
+        .wechat_prepay(
+            OrderRef::Owned {
+                user_id: uid,
+                order_id: id,
+            },
+            TradeType::Jsapi,
+            Some(open_id),
+            client_ip(&req),
+        )
+        .await?;
+    let p = gw
+        .wxpay
+        .jsapi_params(&prepared.prepay_id, chrono::Utc::now().timestamp());
+    Ok(HttpResponse::Ok().json(json!({
+        "timeStamp": p.time_stamp,
+        "nonceStr": p.nonce_str,
+        "package": p.package,
+        "signType": p.sign_type,
+        "paySign": p.pay_sign,
+    })))
+}
+
+/// A WeChat NATIVE code_url for the order.
+pub async fn native(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    req: HttpRequest,
+    body: web::Json<IdBody>,
+) -> Result<HttpResponse, ApiError> {
+    let uid = shopper(user)?;
+    let id = order_id(&body)?;
+    let prepared = state
+        .gateway()
+        .wechat_prepay(
+            OrderRef::Owned {
+                user_id: uid,
+                order_id: id,
+            },
+            TradeType::Native,
+            None,
+            client_ip(&req),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "code_url": prepared.code_url,
+        "out_trade_no": prepared.attempt.out_trade_no,
+    })))
+}
+
+/// A Ping++ charge (`wx_lite` or `wx_pub`) with its six-key credential.
+pub async fn pingpp(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    req: HttpRequest,
+    body: web::Json<IdBody>,
+) -> Result<HttpResponse, ApiError> {
+    let uid = shopper(user)?;
+    let id = order_id(&body)?;
+    let channel = body
+        .channel
+        .as_str()
+        .and_then(Channel::parse)
+        .filter(|c| matches!(c, Channel::WxLite | Channel::WxPub))
+        .ok_or_else(|| ServiceError::field("channel", "channel 只能是 wx_lite 或 wx_pub"))?;
+    let open_id = openid(&state, uid).await?;
+    let (_, reply) = state
+        .gateway()
+        .pingpp_charge(
+            OrderRef::Owned {
+                user_id: uid,
+                order_id: id,
+            },
+            channel,
+            client_ip(&req),
+            Some(open_id),
+        )
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(reply.raw))
+}
+
+/// The client says it paid: ask the gateway (the client's word is never proof).
+pub async fn query(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    body: web::Json<IdBody>,
+) -> Result<HttpResponse, ApiError> {
+    let uid = user.id;
+    let id = order_id(&body)?;
+    db(&state, move |c| crate::services::order::owned(c, uid, id)).await?;
+    state.gateway().query_order(id).await?;
+    let o = db(&state, move |c| crate::services::order::owned(c, uid, id)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": o.id,
+        "status": o.status,
+        "pay_name": o.pay_name,
+    })))
+}

@@ -1,0 +1,225 @@
+//! The PC pay flow of the ThinkPHP shop: the QR's URL (`qrpay`), the status poll, the result
+//! page, and the direct WeChat NATIVE QR.
+
+use super::order_row;
+use crate::controllers::error::PageError;
+use crate::controllers::session::{Cart, Session, Shopper};
+use crate::controllers::{db, layout, render};
+use crate::domain::{format_shanghai, Channel, Money, OrderStatus};
+use crate::models::order as order_rows;
+use crate::payment::wechat::TradeType;
+use crate::services::pay::OrderRef;
+use crate::startup::AppState;
+use crate::views::{PayResultPage, Polling, ScanPromptPage, WxNativePage};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+/// The QR code of `content` as inline SVG (no XML declaration).
+pub fn qr_svg(content: &str) -> Result<String, PageError> {
+    let code = qrcode::QrCode::new(content.as_bytes()).map_err(PageError::internal)?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(220, 220)
+        .quiet_zone(true)
+        .build();
+    Ok(match svg.find("<svg") {
+        Some(i) => svg[i..].to_string(),
+        None => svg,
+    })
+}
+
+pub fn polling(order_no: &str) -> Polling {
+    Polling {
+        status_url: format!("/home/order/status?order_sn={order_no}"),
+        result_url: format!("/home/order/payresult?order_sn={order_no}"),
+    }
+}
+
+/// The scanning app, by User-Agent: WeChat or Alipay.
+fn scanner(req: &HttpRequest) -> Option<Channel> {
+    let ua = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ua.contains("MicroMessenger") {
+        Some(Channel::WxPubQr)
+    } else if ua.contains("AlipayClient") {
+        Some(Channel::AlipayQr)
+    } else {
+        None
+    }
+}
+
+fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+#[derive(Deserialize)]
+pub struct QrPayQuery {
+    #[serde(default)]
+    id: String,
+    /// The plain browser's "pay with Alipay" link sets `alipay_qr`.
+    channel: Option<String>,
+}
+
+/// `GET /home/order/qrpay?id=ORDER_SN`: WeChat -> wx_pub_qr, Alipay -> alipay_qr, each a new
+/// Ping++ charge, redirected to its credential; a plain browser is asked to scan.
+pub async fn qrpay(
+    state: web::Data<AppState>,
+    session: Session,
+    cart: Cart,
+    req: HttpRequest,
+    q: web::Query<QrPayQuery>,
+) -> Result<HttpResponse, PageError> {
+    let chosen = q
+        .channel
+        .as_deref()
+        .and_then(Channel::parse)
+        .filter(|c| *c == Channel::AlipayQr);
+    let Some(channel) = scanner(&req).or(chosen) else {
+        let no = q.id.clone();
+        let o = db(&state, move |c| {
+            order_rows::find_by_no(c, &no)?.ok_or(crate::services::ServiceError::OrderNotFound)
+        })
+        .await?;
+        let qr_url = format!("{}/home/order/qrpay?id={}", state.public_url, o.order_no);
+        return render(
+            &state,
+            &ScanPromptPage {
+                layout: layout(&session, &cart),
+                order_no: o.order_no.clone(),
+                snap_name: o.snap_name.clone(),
+                amount: Money::from_fen(o.total_price).to_string(),
+                qr_svg: qr_svg(&qr_url)?,
+                alipay_url: format!("/home/order/qrpay?id={}&channel=alipay_qr", o.order_no),
+            },
+        );
+    };
+    let (_, reply) = state
+        .gateway()
+        .pingpp_charge(OrderRef::ByNo(q.id.clone()), channel, client_ip(&req), None)
+        .await?;
+    let target = reply.charge.credential[channel.as_str()]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| PageError::internal("charge without a QR credential"))?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, target))
+        .finish())
+}
+
+#[derive(Deserialize)]
+pub struct OrderSn {
+    #[serde(default)]
+    order_sn: String,
+}
+
+/// `GET|POST /home/order/status?order_sn=`: the seed's polling answer.
+pub async fn status(state: web::Data<AppState>, q: web::Query<OrderSn>) -> HttpResponse {
+    let no = q.order_sn.clone();
+    match db(&state, move |c| Ok(order_rows::status_of_no(c, &no)?)).await {
+        Ok(Some(s)) => {
+            HttpResponse::Ok().json(serde_json::json!({"code": 200, "msg": "success", "data": s}))
+        }
+        Ok(None) => HttpResponse::NotFound()
+            .json(serde_json::json!({"code": 404, "msg": "订单编号错误", "data": null})),
+        Err(e) => {
+            log::error!("status poll failed: {e}");
+            HttpResponse::InternalServerError()
+                .json(serde_json::json!({"code": 500, "msg": "error", "data": null}))
+        }
+    }
+}
+
+/// `GET /home/order/payresult?order_sn=`.
+pub async fn payresult(
+    state: web::Data<AppState>,
+    session: Session,
+    cart: Cart,
+    q: web::Query<OrderSn>,
+) -> Result<HttpResponse, PageError> {
+    let no = q.order_sn.clone();
+    let found = db(&state, move |c| Ok(order_rows::find_by_no(c, &no)?)).await?;
+    let page = match found {
+        None => PayResultPage {
+            layout: layout(&session, &cart),
+            found: false,
+            paid: false,
+            order_no: String::new(),
+            pay_name: String::new(),
+            amount: String::new(),
+            status_label: String::new(),
+            pay_url: "/".into(),
+        },
+        Some(o) => {
+            let status = OrderStatus::from_code(o.status).ok();
+            let paid = !matches!(
+                status,
+                Some(OrderStatus::Unpaid) | Some(OrderStatus::Closed) | None
+            );
+            PayResultPage {
+                layout: layout(&session, &cart),
+                found: true,
+                paid,
+                order_no: o.order_no.clone(),
+                pay_name: o.pay_name.clone().unwrap_or_default(),
+                amount: Money::from_fen(o.total_price).to_string(),
+                status_label: status.map(|s| s.label()).unwrap_or("未知").into(),
+                pay_url: format!("/home/order/pay?order_sn={}", o.order_no),
+            }
+        }
+    };
+    render(&state, &page)
+}
+
+/// `GET /home/order/wxpay?order_sn=`: WeChat NATIVE, the QR of a `code_url` (reused while
+/// the attempt lives, so reloading shows the same code).
+pub async fn wxpay(
+    state: web::Data<AppState>,
+    shopper: Shopper,
+    cart: Cart,
+    req: HttpRequest,
+    q: web::Query<OrderSn>,
+) -> Result<HttpResponse, PageError> {
+    let uid = shopper.id;
+    let no = q.order_sn.clone();
+    let o = db(&state, move |c| {
+        crate::services::order::owned_by_no(c, uid, &no)
+    })
+    .await?;
+    let prepared = state
+        .gateway()
+        .wechat_prepay(
+            OrderRef::Owned {
+                user_id: uid,
+                order_id: o.id,
+            },
+            TradeType::Native,
+            None,
+            client_ip(&req),
+        )
+        .await?;
+    let code_url = prepared.code_url.unwrap_or_default();
+    let phone_url = state.sandbox.as_ref().map(|_| {
+        let q = serde_urlencoded::to_string([("code_url", code_url.as_str())]).unwrap_or_default();
+        format!("{}/wxpay/phone?{q}", state.sandbox_url())
+    });
+    render(
+        &state,
+        &WxNativePage {
+            layout: layout(&shopper.session, &cart),
+            order: order_row(&o),
+            qr_svg: qr_svg(&code_url)?,
+            code_url,
+            phone_url,
+            expires_at: format_shanghai(o.expires_at),
+            expires_at_unix: o.expires_at.and_utc().timestamp(),
+            polling: polling(&o.order_no),
+            pay_url: format!("/home/order/pay?order_sn={}", o.order_no),
+        },
+    )
+}

@@ -1,0 +1,91 @@
+//! The notify routes the platforms call: WeChat Pay v2 XML and Ping++ webhooks. Replies are
+//! the platform's own: WeChat's SUCCESS/FAIL XML, Ping++'s HTTP status. An internal error is
+//! a failure the platform retries.
+
+use super::db;
+use crate::payment::pingpp::SIGNATURE_HEADER;
+use crate::payment::wechat::notify::fail_reply;
+use crate::services::notify::{self, Inbound};
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+fn inbound(req: &HttpRequest, body: &web::Bytes, keep: &[&str]) -> Inbound {
+    let headers = keep
+        .iter()
+        .filter_map(|k| {
+            req.headers()
+                .get(*k)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| format!("{k}: {v}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Inbound {
+        body: body.to_vec(),
+        headers,
+        remote_addr: req.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+    }
+}
+
+fn xml(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+/// `POST /api/v1/pay/notify`.
+pub async fn wechat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let msg = inbound(&req, &body, &["content-type", "user-agent"]);
+    let merchant = state.wechat_merchant();
+    match db(&state, move |c| notify::wechat(c, &merchant, &msg)).await {
+        Ok(reply) => xml(StatusCode::OK, reply),
+        Err(e) => {
+            log::error!("wechat notify failed: {e:?}");
+            xml(StatusCode::INTERNAL_SERVER_ERROR, fail_reply("系统繁忙"))
+        }
+    }
+}
+
+/// `GET /api/v1/pay/notify`: answered, so a probe sees the route, but nothing is done.
+pub async fn wechat_get() -> HttpResponse {
+    xml(StatusCode::OK, fail_reply("请使用 POST"))
+}
+
+/// `POST /home/notify/pingpp`.
+pub async fn pingpp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let msg = inbound(
+        &req,
+        &body,
+        &[SIGNATURE_HEADER, "content-type", "user-agent"],
+    );
+    let signature = req
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let app = state.pingpp_app();
+    let result = db(&state, move |c| {
+        notify::pingpp(c, &app, &msg, signature.as_deref())
+    })
+    .await;
+    match result {
+        Ok((status, text)) => {
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+                .content_type("text/plain; charset=utf-8")
+                .body(text)
+        }
+        Err(e) => {
+            log::error!("pingpp webhook failed: {e:?}");
+            HttpResponse::InternalServerError().body("fail: internal")
+        }
+    }
+}

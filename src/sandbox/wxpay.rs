@@ -1,0 +1,323 @@
+//! WeChat Pay v2 as the platform answers it: `pay/unifiedorder`, `pay/orderquery`,
+//! `pay/closeorder`, checking appid, mch_id and sign, and paying an order.
+
+use super::{deliver, random_digits, random_id, Sandbox, WxOrder};
+use crate::payment::wechat::client::nonce;
+use crate::payment::wechat::sign::{sign, verify, Params, SignType};
+use crate::payment::wechat::xml::{parse, to_xml};
+use std::sync::Arc;
+
+fn p<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Params {
+    pairs
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+fn fail(msg: &str) -> String {
+    to_xml(&p([
+        ("return_code", "FAIL".into()),
+        ("return_msg", msg.into()),
+    ]))
+}
+
+impl Sandbox {
+    /// Signs a SUCCESS reply with the merchant key; `result` carries the business fields.
+    fn reply(&self, sign_type: SignType, mut result: Params) -> String {
+        result.insert("return_code".into(), "SUCCESS".into());
+        result.insert("return_msg".into(), "OK".into());
+        result.insert("appid".into(), self.wechat_appid.clone());
+        result.insert("mch_id".into(), self.wechat_mch_id.clone());
+        result.insert("nonce_str".into(), nonce());
+        if sign_type == SignType::HmacSha256 {
+            result.insert("sign_type".into(), sign_type.as_str().into());
+        }
+        let s = sign(&result, &self.wechat_key, sign_type);
+        result.insert("sign".into(), s);
+        to_xml(&result)
+    }
+
+    fn business_error(&self, sign_type: SignType, code: &str, desc: &str) -> String {
+        self.reply(
+            sign_type,
+            p([
+                ("result_code", "FAIL".into()),
+                ("err_code", code.into()),
+                ("err_code_des", desc.into()),
+            ]),
+        )
+    }
+
+    /// Checks the request's XML, merchant and signature; the parsed fields or the reply.
+    fn authenticate(&self, body: &[u8]) -> Result<(Params, SignType), String> {
+        if body.is_empty() {
+            return Err(fail("POST_DATA_EMPTY"));
+        }
+        let fields = parse(body).map_err(|e| fail(&format!("XML_FORMAT_ERROR: {e}")))?;
+        let sign_type = match fields.get("sign_type") {
+            None => SignType::Md5,
+            Some(t) => SignType::parse(t).ok_or_else(|| fail("sign_type 参数错误"))?,
+        };
+        if !verify(&fields, &self.wechat_key, Some(sign_type)) {
+            return Err(fail("签名错误"));
+        }
+        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
+        if get("appid") != self.wechat_appid {
+            return Err(self.business_error(sign_type, "APPID_NOT_EXIST", "APPID不存在"));
+        }
+        if get("mch_id") != self.wechat_mch_id {
+            return Err(self.business_error(sign_type, "MCHID_NOT_EXIST", "MCHID不存在"));
+        }
+        Ok((fields, sign_type))
+    }
+
+    /// `POST /pay/unifiedorder`.
+    pub fn wx_unifiedorder(&self, body: &[u8]) -> String {
+        let (f, st) = match self.authenticate(body) {
+            Ok(x) => x,
+            Err(reply) => return reply,
+        };
+        let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+        for k in [
+            "body",
+            "out_trade_no",
+            "total_fee",
+            "spbill_create_ip",
+            "notify_url",
+            "trade_type",
+        ] {
+            if get(k).is_empty() {
+                return self.business_error(st, "LACK_PARAMS", &format!("缺少参数 {k}"));
+            }
+        }
+        let trade_type = get("trade_type");
+        if trade_type == "JSAPI" && get("openid").is_empty() {
+            return self.business_error(st, "LACK_PARAMS", "JSAPI 支付必须传 openid");
+        }
+        if trade_type == "NATIVE" && get("product_id").is_empty() {
+            return self.business_error(st, "LACK_PARAMS", "NATIVE 支付必须传 product_id");
+        }
+        if !matches!(trade_type.as_str(), "JSAPI" | "NATIVE" | "APP" | "MWEB") {
+            return self.business_error(st, "PARAM_ERROR", "trade_type 错误");
+        }
+        let total_fee: i64 = match get("total_fee").parse() {
+            Ok(n) if n > 0 => n,
+            _ => return self.business_error(st, "PARAM_ERROR", "total_fee 必须为正整数"),
+        };
+        let no = get("out_trade_no");
+        let ok_no = (1..=32).contains(&no.len())
+            && no
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b));
+        if !ok_no {
+            return self.business_error(st, "PARAM_ERROR", "out_trade_no 格式错误");
+        }
+        let mut state = self.state();
+        if let Some(o) = state.wx.get(&no) {
+            let same =
+                o.total_fee == total_fee && o.trade_type == trade_type && o.body == get("body");
+            let answer = match (o.trade_state, same) {
+                ("SUCCESS", _) => Err(("ORDERPAID", "该订单已支付")),
+                ("CLOSED", _) => Err(("ORDERCLOSED", "该订单已关闭")),
+                (_, false) => Err(("OUT_TRADE_NO_USED", "商户订单号重复")),
+                (_, true) => Ok((o.prepay_id.clone(), o.code_url.clone())),
+            };
+            drop(state);
+            return match answer {
+                Ok((prepay_id, code_url)) => {
+                    self.prepay_reply(st, &trade_type, prepay_id, code_url)
+                }
+                Err((code, desc)) => self.business_error(st, code, desc),
+            };
+        }
+        let prepay_id = format!(
+            "wx{}{}",
+            chrono::Utc::now().format("%Y%m%d%H%M%S"),
+            random_id(18).to_lowercase()
+        );
+        let code_url = (trade_type == "NATIVE")
+            .then(|| format!("weixin://wxpay/bizpayurl?pr={}", random_id(7)));
+        state.wx.insert(
+            no.clone(),
+            WxOrder {
+                out_trade_no: no,
+                body: get("body"),
+                total_fee,
+                trade_type: trade_type.clone(),
+                openid: get("openid"),
+                notify_url: get("notify_url"),
+                prepay_id: prepay_id.clone(),
+                code_url: code_url.clone(),
+                sign_type: st.as_str().into(),
+                trade_state: "NOTPAY",
+                transaction_id: None,
+                time_end: None,
+            },
+        );
+        drop(state);
+        self.prepay_reply(st, &trade_type, prepay_id, code_url)
+    }
+
+    fn prepay_reply(
+        &self,
+        st: SignType,
+        trade_type: &str,
+        prepay_id: String,
+        code_url: Option<String>,
+    ) -> String {
+        self.reply(
+            st,
+            p([
+                ("result_code", "SUCCESS".into()),
+                ("trade_type", trade_type.into()),
+                ("prepay_id", prepay_id),
+                ("code_url", code_url.unwrap_or_default()),
+            ]),
+        )
+    }
+
+    /// `POST /pay/orderquery`.
+    pub fn wx_orderquery(&self, body: &[u8]) -> String {
+        let (f, st) = match self.authenticate(body) {
+            Ok(x) => x,
+            Err(reply) => return reply,
+        };
+        let state = self.state();
+        let by_tx = f.get("transaction_id").filter(|t| !t.is_empty());
+        let found = match by_tx {
+            Some(t) => state
+                .wx
+                .values()
+                .find(|o| o.transaction_id.as_deref() == Some(t.as_str())),
+            None => f.get("out_trade_no").and_then(|n| state.wx.get(n)),
+        };
+        let Some(o) = found.cloned() else {
+            drop(state);
+            return self.business_error(st, "ORDERNOTEXIST", "此交易订单号不存在");
+        };
+        drop(state);
+        let paid = o.trade_state == "SUCCESS";
+        let desc = match o.trade_state {
+            "SUCCESS" => "支付成功",
+            "CLOSED" => "订单已关闭",
+            _ => "订单未支付",
+        };
+        let mut fields = p([
+            ("result_code", "SUCCESS".into()),
+            ("out_trade_no", o.out_trade_no.clone()),
+            ("trade_state", o.trade_state.into()),
+            ("trade_state_desc", desc.into()),
+        ]);
+        if paid {
+            fields.extend(p([
+                ("openid", o.openid.clone()),
+                ("is_subscribe", "N".into()),
+                ("trade_type", o.trade_type.clone()),
+                ("bank_type", "CFT".into()),
+                ("total_fee", o.total_fee.to_string()),
+                ("cash_fee", o.total_fee.to_string()),
+                ("fee_type", "CNY".into()),
+                (
+                    "transaction_id",
+                    o.transaction_id.clone().unwrap_or_default(),
+                ),
+                ("time_end", o.time_end.clone().unwrap_or_default()),
+            ]));
+        }
+        self.reply(st, fields)
+    }
+
+    /// `POST /pay/closeorder`.
+    pub fn wx_closeorder(&self, body: &[u8]) -> String {
+        let (f, st) = match self.authenticate(body) {
+            Ok(x) => x,
+            Err(reply) => return reply,
+        };
+        let no = f.get("out_trade_no").cloned().unwrap_or_default();
+        let mut state = self.state();
+        let outcome = match state.wx.get_mut(&no) {
+            None => Err(("ORDERNOTEXIST", "此交易订单号不存在")),
+            Some(o) if o.trade_state == "SUCCESS" => Err(("ORDERPAID", "订单已支付，不能发起关单")),
+            Some(o) => {
+                o.trade_state = "CLOSED";
+                Ok(())
+            }
+        };
+        drop(state);
+        match outcome {
+            Ok(()) => self.reply(st, p([("result_code", "SUCCESS".into())])),
+            Err((code, desc)) => self.business_error(st, code, desc),
+        }
+    }
+
+    /// The order a prepay_id or code_url belongs to.
+    pub fn wx_find(&self, prepay_id: Option<&str>, code_url: Option<&str>) -> Option<WxOrder> {
+        let state = self.state();
+        state
+            .wx
+            .values()
+            .find(|o| {
+                prepay_id.is_some_and(|p| p == o.prepay_id)
+                    || (code_url.is_some() && o.code_url.as_deref() == code_url)
+            })
+            .cloned()
+    }
+
+    /// The shopper confirms on the phone: NOTPAY -> SUCCESS, then the notification goes out.
+    pub fn wx_pay(self: &Arc<Self>, out_trade_no: &str) -> Result<WxOrder, String> {
+        let mut state = self.state();
+        let o = state.wx.get_mut(out_trade_no).ok_or("订单不存在")?;
+        match o.trade_state {
+            "NOTPAY" => {}
+            "SUCCESS" => return Err("订单已支付".into()),
+            _ => return Err("订单已关闭".into()),
+        }
+        o.trade_state = "SUCCESS";
+        o.transaction_id = Some(format!("42000{}", random_digits(23)));
+        o.time_end = Some(
+            chrono::Utc::now()
+                .with_timezone(&crate::domain::shanghai())
+                .format("%Y%m%d%H%M%S")
+                .to_string(),
+        );
+        let paid = o.clone();
+        let faults = state.faults_for(out_trade_no);
+        drop(state);
+        deliver::wechat(self.clone(), paid.clone(), faults);
+        Ok(paid)
+    }
+
+    /// The payment notification for a paid order, as WeChat signs it.
+    pub fn wx_notification(&self, o: &WxOrder, wrong_amount: bool, bad_signature: bool) -> String {
+        let fee = o.total_fee + i64::from(wrong_amount);
+        let mut f = p([
+            ("return_code", "SUCCESS".into()),
+            ("appid", self.wechat_appid.clone()),
+            ("mch_id", self.wechat_mch_id.clone()),
+            ("nonce_str", nonce()),
+            ("result_code", "SUCCESS".into()),
+            ("openid", o.openid.clone()),
+            ("is_subscribe", "N".into()),
+            ("trade_type", o.trade_type.clone()),
+            ("bank_type", "CFT".into()),
+            ("total_fee", fee.to_string()),
+            ("fee_type", "CNY".into()),
+            ("cash_fee", fee.to_string()),
+            (
+                "transaction_id",
+                o.transaction_id.clone().unwrap_or_default(),
+            ),
+            ("out_trade_no", o.out_trade_no.clone()),
+            ("time_end", o.time_end.clone().unwrap_or_default()),
+        ]);
+        let st = SignType::parse(&o.sign_type).unwrap_or(SignType::Md5);
+        // WeChat leaves sign_type out of notifications even for HMAC orders (a known quirk).
+        let mut s = sign(&f, &self.wechat_key, st);
+        if bad_signature {
+            s = s.chars().rev().collect();
+        }
+        f.insert("sign".into(), s);
+        to_xml(&f)
+    }
+}

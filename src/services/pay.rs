@@ -1,0 +1,453 @@
+//! Payment bookkeeping in the database: attempts, the payment log, and the one function that
+//! turns a verified payment into a paid order — whether a notification or a query found it.
+//!
+//! Exactly once: the log row of a payment carries a unique dedupe key (`provider:transaction`)
+//! and is inserted first, in the same transaction as the compare-and-set of the attempt and
+//! the order. A second delivery, concurrent or late, on any instance, hits the unique index,
+//! rolls back, and is logged as a duplicate that changed nothing.
+
+use super::ServiceError;
+use crate::db::{self, Conn};
+use crate::domain::{AttemptStatus, Channel, Money, OrderStatus, Provider};
+use crate::models::order::{self, PaidFields};
+use crate::models::pay::{self, NewAttempt, NewPayLog, PayAttempt};
+use crate::models::{now, product, Order};
+
+/// Most attempts per order: out_trade_no is the order number plus two digits.
+pub const MAX_ATTEMPTS: i64 = 99;
+
+/// Which order a shopper wants to pay.
+#[derive(Debug, Clone)]
+pub enum OrderRef {
+    /// By id, for this user (the mini-program API).
+    Owned { user_id: i32, order_id: i32 },
+    /// By order number, no owner check (the QR link is opened on a phone with no session).
+    ByNo(String),
+}
+
+fn find_order(conn: &mut Conn, r: &OrderRef) -> Result<Order, ServiceError> {
+    match r {
+        OrderRef::Owned { user_id, order_id } => super::order::owned(conn, *user_id, *order_id),
+        OrderRef::ByNo(no) => order::find_by_no(conn, no)?.ok_or(ServiceError::OrderNotFound),
+    }
+}
+
+/// Checks the order can still be paid.
+pub fn payable(o: &Order) -> Result<(), ServiceError> {
+    match OrderStatus::from_code(o.status) {
+        Ok(OrderStatus::Unpaid) if o.expires_at > now() => Ok(()),
+        Ok(OrderStatus::Unpaid) | Ok(OrderStatus::Closed) => {
+            Err(ServiceError::OrderNotPayable("订单已超时关闭"))
+        }
+        Ok(_) => Err(ServiceError::OrderNotPayable("订单已支付过啦")),
+        Err(_) => Err(ServiceError::Internal(format!(
+            "order {} has status {}",
+            o.id, o.status
+        ))),
+    }
+}
+
+/// Records the intent to pay (a new attempt with its own out_trade_no) and commits, before
+/// any call to the platform.
+pub fn start_attempt(
+    conn: &mut Conn,
+    which: &OrderRef,
+    channel: Channel,
+    sign_type: Option<&str>,
+) -> Result<(Order, PayAttempt), ServiceError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let result = db::write_tx(conn, |c| {
+            let o = find_order(c, which)?;
+            payable(&o)?;
+            let n = pay::attempt_count(c, o.id)? + 1;
+            if n > MAX_ATTEMPTS {
+                return Err(ServiceError::OrderNotPayable(
+                    "支付尝试次数过多，请重新下单",
+                ));
+            }
+            let t = now();
+            let out_trade_no = format!("{}{n:02}", o.order_no);
+            let a = pay::insert_attempt(
+                c,
+                &NewAttempt {
+                    order_id: o.id,
+                    out_trade_no: &out_trade_no,
+                    provider: channel.provider().as_str(),
+                    channel: channel.as_str(),
+                    amount: o.total_price,
+                    status: AttemptStatus::Pending.code(),
+                    sign_type,
+                    expires_at: o.expires_at,
+                    created_at: t,
+                    updated_at: t,
+                },
+            )?;
+            Ok((o, a))
+        });
+        match result {
+            // Two attempts started at once took the same number: take the next one.
+            Err(ServiceError::Db(e)) if db::is_unique_violation(&e) && tries < 5 => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Records what the platform answered at creation.
+pub fn record_prepared(
+    conn: &mut Conn,
+    attempt_id: i32,
+    provider_ref: &str,
+    credential: Option<&str>,
+) -> Result<(), ServiceError> {
+    pay::set_prepared(conn, attempt_id, provider_ref, credential)?;
+    Ok(())
+}
+
+/// The platform refused to create the payment: the attempt failed.
+pub fn record_failed(conn: &mut Conn, attempt_id: i32) -> Result<(), ServiceError> {
+    let s = AttemptStatus::Pending;
+    if let Some(to) = s.fail() {
+        pay::cas_attempt(conn, attempt_id, &[s.code()], to.code(), None)?;
+    }
+    Ok(())
+}
+
+/// What one inbound message or outbound call looked like, for `pay_log`.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub provider: Provider,
+    /// `notify`, `webhook`, `query`, `create`, `close`…
+    pub kind: &'static str,
+    pub raw_body: String,
+    pub headers: String,
+    pub remote_addr: String,
+    pub verified: bool,
+}
+
+impl LogEntry {
+    fn row(
+        &self,
+        out_trade_no: Option<&str>,
+        order_id: Option<i32>,
+        dedupe_key: Option<&str>,
+        outcome: &str,
+        reply: &str,
+    ) -> NewPayLog {
+        NewPayLog {
+            provider: self.provider.as_str().into(),
+            kind: self.kind.into(),
+            out_trade_no: out_trade_no.map(str::to_string),
+            order_id,
+            dedupe_key: dedupe_key.map(str::to_string),
+            raw_body: self.raw_body.clone(),
+            headers: self.headers.clone(),
+            remote_addr: self.remote_addr.clone(),
+            verified: self.verified,
+            outcome: outcome.into(),
+            reply: reply.into(),
+            created_at: now(),
+        }
+    }
+}
+
+/// Writes a log row that changes nothing else (a rejected message, an outbound call).
+pub fn log_only(
+    conn: &mut Conn,
+    entry: &LogEntry,
+    out_trade_no: Option<&str>,
+    outcome: &str,
+    reply: &str,
+) -> Result<(), ServiceError> {
+    let order_id = match out_trade_no {
+        Some(no) => pay::find_attempt(conn, no)?.map(|a| a.order_id),
+        None => None,
+    };
+    pay::insert_log(
+        conn,
+        &entry.row(out_trade_no, order_id, None, outcome, reply),
+    )?;
+    Ok(())
+}
+
+/// A payment the platform vouched for (signature verified, or answered to our query).
+#[derive(Debug, Clone)]
+pub struct Proof {
+    pub provider: Provider,
+    pub out_trade_no: String,
+    /// The platform's id of this payment: WeChat's transaction_id, Ping++'s ch_ id.
+    pub payment_id: String,
+    /// The channel's trade number, shown on the order.
+    pub transaction_no: String,
+    pub amount: Money,
+}
+
+impl Proof {
+    /// The same payment has the same key, whichever door (notification or query) it came
+    /// through.
+    pub fn dedupe_key(&self) -> String {
+        format!("{}:{}", self.provider, self.payment_id)
+    }
+}
+
+/// What a proof did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Unpaid -> Paid.
+    Paid {
+        order_id: i32,
+    },
+    /// Closed -> Paid: the stock could be reserved again.
+    LatePaid {
+        order_id: i32,
+    },
+    /// Closed -> PaidButOutOfStock: the money arrived, the goods went elsewhere.
+    PaidOutOfStock {
+        order_id: i32,
+    },
+    /// The order had been paid through another attempt: a second payment to give back.
+    PaidTwice {
+        order_id: i32,
+    },
+    /// This very payment was already applied.
+    Duplicate,
+    UnknownTrade,
+    AmountMismatch {
+        expected: Money,
+    },
+}
+
+impl Applied {
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Applied::Paid { .. } => "paid",
+            Applied::LatePaid { .. } => "late_paid",
+            Applied::PaidOutOfStock { .. } => "paid_out_of_stock",
+            Applied::PaidTwice { .. } => "paid_twice",
+            Applied::Duplicate => "duplicate",
+            Applied::UnknownTrade => "unknown_trade",
+            Applied::AmountMismatch { .. } => "amount_mismatch",
+        }
+    }
+
+    /// The platform should stop sending this message.
+    pub fn acknowledged(&self) -> bool {
+        !matches!(self, Applied::UnknownTrade | Applied::AmountMismatch { .. })
+    }
+}
+
+/// Applies a verified payment: one function, two doors (notification and query). `reply`
+/// gives the text that will be answered for an outcome, so the log holds what was sent.
+pub fn apply_payment(
+    conn: &mut Conn,
+    proof: &Proof,
+    entry: &LogEntry,
+    reply: &dyn Fn(&Applied) -> String,
+) -> Result<Applied, ServiceError> {
+    let key = proof.dedupe_key();
+    let result = db::write_tx(conn, |c| -> Result<Applied, ServiceError> {
+        let Some(attempt) = pay::find_attempt(c, &proof.out_trade_no)? else {
+            let a = Applied::UnknownTrade;
+            pay::insert_log(
+                c,
+                &entry.row(
+                    Some(&proof.out_trade_no),
+                    None,
+                    None,
+                    a.outcome(),
+                    &reply(&a),
+                ),
+            )?;
+            return Ok(a);
+        };
+        let log = |c: &mut Conn, a: &Applied, key: Option<&str>| {
+            pay::insert_log(
+                c,
+                &entry.row(
+                    Some(&proof.out_trade_no),
+                    Some(attempt.order_id),
+                    key,
+                    a.outcome(),
+                    &reply(a),
+                ),
+            )
+        };
+        if attempt.amount != proof.amount.fen() {
+            let a = Applied::AmountMismatch {
+                expected: Money::from_fen(attempt.amount),
+            };
+            log(c, &a, None)?;
+            return Ok(a);
+        }
+        // First write: the dedupe row. A duplicate blocks here until the first commits,
+        // then fails on the unique index and rolls back.
+        pay::insert_log(
+            c,
+            &entry.row(
+                Some(&proof.out_trade_no),
+                Some(attempt.order_id),
+                Some(&key),
+                "processing",
+                "",
+            ),
+        )?;
+        let applied = settle(c, &attempt, proof)?;
+        pay::finish_log(c, &key, applied.outcome(), &reply(&applied))?;
+        Ok(applied)
+    });
+    match result {
+        Err(ServiceError::Db(e)) if db::is_unique_violation(&e) => {
+            let a = Applied::Duplicate;
+            db::write_tx(conn, |c| {
+                let order_id = pay::find_attempt(c, &proof.out_trade_no)?.map(|x| x.order_id);
+                pay::insert_log(
+                    c,
+                    &entry.row(
+                        Some(&proof.out_trade_no),
+                        order_id,
+                        None,
+                        a.outcome(),
+                        &reply(&a),
+                    ),
+                )
+            })?;
+            Ok(a)
+        }
+        other => other,
+    }
+}
+
+/// The attempt and order transitions of one payment (inside the caller's transaction).
+fn settle(c: &mut Conn, attempt: &PayAttempt, proof: &Proof) -> Result<Applied, ServiceError> {
+    let from: Vec<i32> = AttemptStatus::ALL
+        .into_iter()
+        .filter(|s| s.succeed().is_some())
+        .map(AttemptStatus::code)
+        .collect();
+    let moved = pay::cas_attempt(
+        c,
+        attempt.id,
+        &from,
+        AttemptStatus::Succeeded.code(),
+        Some(&proof.transaction_no),
+    )?;
+    if !moved {
+        // Succeeded already under another transaction id: report, change nothing.
+        return Ok(Applied::Duplicate);
+    }
+    let channel = Channel::parse(&attempt.channel).ok_or_else(|| {
+        ServiceError::Internal(format!(
+            "attempt {} has channel {}",
+            attempt.id, attempt.channel
+        ))
+    })?;
+    let paid = PaidFields {
+        pay_channel: channel.as_str(),
+        pay_name: channel.pay_name(),
+        transaction_no: &proof.transaction_no,
+        paid_at: now(),
+    };
+    // The timeout job may move the order between our read and our write: re-read and retry.
+    for _ in 0..3 {
+        let o = order::find(c, attempt.order_id)?.ok_or(ServiceError::OrderNotFound)?;
+        let status =
+            OrderStatus::from_code(o.status).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        if let Some(to) = status.pay() {
+            if order::cas_paid(c, o.id, status.code(), to.code(), &paid)? {
+                return Ok(Applied::Paid { order_id: o.id });
+            }
+            continue;
+        }
+        if status == OrderStatus::Closed {
+            let reserved = reserve_again(c, o.id)?;
+            let to = status.late_pay(reserved).ok_or_else(|| {
+                ServiceError::Internal("closed order refused a late payment".into())
+            })?;
+            if order::cas_paid(c, o.id, status.code(), to.code(), &paid)? {
+                return Ok(if reserved {
+                    Applied::LatePaid { order_id: o.id }
+                } else {
+                    Applied::PaidOutOfStock { order_id: o.id }
+                });
+            }
+            if reserved {
+                release(c, o.id)?;
+            }
+            continue;
+        }
+        return Ok(Applied::PaidTwice { order_id: o.id });
+    }
+    Err(ServiceError::Internal(format!(
+        "order {} kept changing",
+        attempt.order_id
+    )))
+}
+
+/// Reserves a closed order's stock again, all lines or none.
+fn reserve_again(c: &mut Conn, order_id: i32) -> Result<bool, ServiceError> {
+    let lines = order::lines(c, order_id)?;
+    let mut done = Vec::new();
+    for (pid, n) in &lines {
+        if product::reserve_stock(c, *pid, *n)? {
+            done.push((*pid, *n));
+        } else {
+            for (p, k) in done {
+                product::release_stock(c, p, k)?;
+            }
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn release(c: &mut Conn, order_id: i32) -> Result<(), ServiceError> {
+    for (pid, n) in order::lines(c, order_id)? {
+        product::release_stock(c, pid, n)?;
+    }
+    Ok(())
+}
+
+/// The attempt with this out_trade_no.
+pub fn attempt(conn: &mut Conn, out_trade_no: &str) -> Result<Option<PayAttempt>, ServiceError> {
+    Ok(pay::find_attempt(conn, out_trade_no)?)
+}
+
+/// The order's pending attempts (those worth asking the gateway about).
+pub fn pending_attempts(conn: &mut Conn, order_id: i32) -> Result<Vec<PayAttempt>, ServiceError> {
+    Ok(pay::attempts_of(conn, order_id)?
+        .into_iter()
+        .filter(|a| a.status == AttemptStatus::Pending.code())
+        .collect())
+}
+
+/// Pending attempts older than `age`, for the reconciliation sweep.
+pub fn stale_pending(
+    conn: &mut Conn,
+    age: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<PayAttempt>, ServiceError> {
+    Ok(pay::attempts_in_status_before(
+        conn,
+        AttemptStatus::Pending.code(),
+        now() - age,
+        limit,
+    )?)
+}
+
+/// A reusable pending attempt of this channel (same QR / same prepay_id within its life).
+pub fn reusable_attempt(
+    conn: &mut Conn,
+    order_id: i32,
+    channel: Channel,
+) -> Result<Option<PayAttempt>, ServiceError> {
+    Ok(pay::attempts_of(conn, order_id)?
+        .into_iter()
+        .rev()
+        .find(|a| {
+            a.channel == channel.as_str()
+                && a.status == AttemptStatus::Pending.code()
+                && a.provider_ref.is_some()
+                && a.expires_at > now()
+        }))
+}
