@@ -6,113 +6,40 @@ mod common;
 use common::{count_matches, html, select_attr, select_text, TestApp};
 use diesel::prelude::*;
 
-/// GETs a page and returns (status, body).
-async fn get(app: &TestApp, path: &str) -> (u16, String) {
-    let res = app
-        .browser
-        .get(format!("{}{path}", app.url))
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
-/// The CSRF token of the form on a page.
-async fn csrf(app: &TestApp, path: &str) -> String {
-    let (_, body) = get(app, path).await;
-    select_attr(&html(&body), "input[name=csrf]", "value").expect("a form with csrf")
-}
-
-/// POSTs a form; returns (status, Location header, body).
-async fn post(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
-    let res = app
-        .browser
-        .post(format!("{}{path}", app.url))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let location = res
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, location, res.text().await.unwrap())
-}
-
-async fn register(app: &TestApp, name: &str) {
-    let token = csrf(app, "/home/register").await;
-    let (status, location, _) = post(
-        app,
-        "/home/register",
-        &[
-            ("csrf", &token),
-            ("username", name),
-            ("password", "secret-123"),
-            ("password2", "secret-123"),
-            ("next", "/"),
-        ],
-    )
-    .await;
-    assert_eq!((status, location.as_str()), (303, "/"));
-}
-
-async fn save_address(app: &TestApp) {
-    let token = csrf(app, "/home/address").await;
-    let (status, _, _) = post(
-        app,
-        "/home/address",
-        &[
-            ("csrf", &token),
-            ("name", "李四"),
-            ("mobile", "13900139000"),
-            ("province", "浙江省"),
-            ("city", "杭州市"),
-            ("district", "西湖区"),
-            ("detail", "文三路 100 号"),
-            ("next", "/home/order/checkout"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 303);
-}
-
 #[tokio::test]
 async fn a_new_user_registers_buys_two_products_and_sees_the_order() {
     let app = TestApp::spawn().await;
     let (s1, s2) = (app.stock(1), app.stock(2));
 
-    let (status, body) = get(&app, "/").await;
+    let (status, body) = app.pc_get("/").await;
     assert_eq!(status, 200);
     assert_eq!(count_matches(&html(&body), ".product-card"), 8);
 
-    register(&app, "shopper_li").await;
-    let (_, body) = get(&app, "/").await;
+    app.pc_register("shopper_li").await;
+    let (_, body) = app.pc_get("/").await;
     assert!(
         body.contains("shopper_li"),
         "the layout names the logged-in user"
     );
 
     // The checkout sends a user without an address to the address form first.
-    save_address(&app).await;
+    app.pc_address().await;
 
-    let token = csrf(&app, "/home/goods/1").await;
-    let (status, location, _) = post(
-        &app,
-        "/home/cart/add",
-        &[("csrf", &token), ("product_id", "1"), ("count", "1")],
-    )
-    .await;
+    let token = app.pc_csrf("/home/goods/1").await;
+    let (status, location, _) = app
+        .pc_post(
+            "/home/cart/add",
+            &[("csrf", &token), ("product_id", "1"), ("count", "1")],
+        )
+        .await;
     assert_eq!((status, location.as_str()), (303, "/home/cart"));
-    post(
-        &app,
+    app.pc_post(
         "/home/cart/add",
         &[("csrf", &token), ("product_id", "2"), ("count", "2")],
     )
     .await;
 
-    let (_, body) = get(&app, "/home/cart").await;
+    let (_, body) = app.pc_get("/home/cart").await;
     let doc = html(&body);
     assert!(body.contains("西湖龙井") && body.contains("咖啡豆"));
     assert!(
@@ -120,32 +47,32 @@ async fn a_new_user_registers_buys_two_products_and_sees_the_order() {
         "total = 168 + 2 × 89"
     );
 
-    let (status, body) = get(&app, "/home/order/checkout").await;
+    let (status, body) = app.pc_get("/home/order/checkout").await;
     assert_eq!(status, 200);
     let doc = html(&body);
     assert_eq!(count_matches(&doc, "form#place-order"), 1);
     assert!(body.contains("文三路 100 号"));
 
-    let (status, location, _) = post(&app, "/home/order/save", &[("csrf", &token)]).await;
+    let (status, location, _) = app.pc_post("/home/order/save", &[("csrf", &token)]).await;
     assert_eq!(status, 303);
     let order_sn = location
         .strip_prefix("/home/order/pay?order_sn=")
         .expect(&location)
         .to_string();
 
-    let (status, body) = get(&app, &location).await;
+    let (status, body) = app.pc_get(&location).await;
     assert_eq!(status, 200);
     let doc = html(&body);
     assert_eq!(select_text(&doc, "#order-no").unwrap(), order_sn);
     assert_eq!(select_text(&doc, "#order-status").unwrap(), "待支付");
 
-    let (_, body) = get(&app, "/home/orders").await;
+    let (_, body) = app.pc_get("/home/orders").await;
     let doc = html(&body);
     assert_eq!(count_matches(&doc, ".order-row"), 1);
     assert!(select_text(&doc, ".order-row").unwrap().contains(&order_sn));
 
     assert_eq!((app.stock(1), app.stock(2)), (s1 - 1, s2 - 2));
-    let (_, body) = get(&app, "/home/cart").await;
+    let (_, body) = app.pc_get("/home/cart").await;
     assert_eq!(
         count_matches(&html(&body), "#checkout-link"),
         0,
@@ -156,18 +83,18 @@ async fn a_new_user_registers_buys_two_products_and_sees_the_order() {
 #[tokio::test]
 async fn forms_with_errors_keep_what_was_typed() {
     let app = TestApp::spawn().await;
-    let token = csrf(&app, "/home/register").await;
-    let (status, _, body) = post(
-        &app,
-        "/home/register",
-        &[
-            ("csrf", &token),
-            ("username", "ab"),
-            ("password", "short"),
-            ("password2", "other"),
-        ],
-    )
-    .await;
+    let token = app.pc_csrf("/home/register").await;
+    let (status, _, body) = app
+        .pc_post(
+            "/home/register",
+            &[
+                ("csrf", &token),
+                ("username", "ab"),
+                ("password", "short"),
+                ("password2", "other"),
+            ],
+        )
+        .await;
     assert_eq!(status, 422);
     let doc = html(&body);
     assert_eq!(select_attr(&doc, "input#username", "value").unwrap(), "ab");
@@ -183,22 +110,22 @@ async fn forms_with_errors_keep_what_was_typed() {
         "passwords are never echoed"
     );
 
-    register(&app, "typist").await;
-    let token = csrf(&app, "/home/address").await;
-    let (status, _, body) = post(
-        &app,
-        "/home/address",
-        &[
-            ("csrf", &token),
-            ("name", "王五"),
-            ("mobile", "123"),
-            ("province", "江苏省"),
-            ("city", "南京市"),
-            ("district", ""),
-            ("detail", "中山路 1 号"),
-        ],
-    )
-    .await;
+    app.pc_register("typist").await;
+    let token = app.pc_csrf("/home/address").await;
+    let (status, _, body) = app
+        .pc_post(
+            "/home/address",
+            &[
+                ("csrf", &token),
+                ("name", "王五"),
+                ("mobile", "123"),
+                ("province", "江苏省"),
+                ("city", "南京市"),
+                ("district", ""),
+                ("detail", "中山路 1 号"),
+            ],
+        )
+        .await;
     assert_eq!(status, 422);
     let doc = html(&body);
     assert_eq!(select_attr(&doc, "input#name", "value").unwrap(), "王五");
@@ -210,22 +137,22 @@ async fn forms_with_errors_keep_what_was_typed() {
     // Registering a taken name says so on the field.
     app.browser
         .post(format!("{}/home/logout", app.url))
-        .form(&[("csrf", csrf(&app, "/").await)])
+        .form(&[("csrf", app.pc_csrf("/").await)])
         .send()
         .await
         .unwrap();
-    let token = csrf(&app, "/home/register").await;
-    let (status, _, body) = post(
-        &app,
-        "/home/register",
-        &[
-            ("csrf", &token),
-            ("username", "typist"),
-            ("password", "secret-123"),
-            ("password2", "secret-123"),
-        ],
-    )
-    .await;
+    let token = app.pc_csrf("/home/register").await;
+    let (status, _, body) = app
+        .pc_post(
+            "/home/register",
+            &[
+                ("csrf", &token),
+                ("username", "typist"),
+                ("password", "secret-123"),
+                ("password2", "secret-123"),
+            ],
+        )
+        .await;
     assert_eq!(status, 422);
     assert!(select_text(&html(&body), "#error-username")
         .unwrap()
@@ -235,7 +162,7 @@ async fn forms_with_errors_keep_what_was_typed() {
 #[tokio::test]
 async fn login_is_required_and_wrong_passwords_are_refused() {
     let app = TestApp::spawn().await;
-    let (status, _) = get(&app, "/home/orders").await;
+    let (status, _) = app.pc_get("/home/orders").await;
     assert_eq!(status, 303);
     let res = app
         .browser
@@ -248,24 +175,24 @@ async fn login_is_required_and_wrong_passwords_are_refused() {
         "/home/login?next=%2Fhome%2Forder%2Fcheckout"
     );
 
-    register(&app, "forgetful").await;
+    app.pc_register("forgetful").await;
     app.browser
         .post(format!("{}/home/logout", app.url))
-        .form(&[("csrf", csrf(&app, "/").await)])
+        .form(&[("csrf", app.pc_csrf("/").await)])
         .send()
         .await
         .unwrap();
-    let token = csrf(&app, "/home/login").await;
-    let (status, _, body) = post(
-        &app,
-        "/home/login",
-        &[
-            ("csrf", &token),
-            ("username", "forgetful"),
-            ("password", "wrong-pass"),
-        ],
-    )
-    .await;
+    let token = app.pc_csrf("/home/login").await;
+    let (status, _, body) = app
+        .pc_post(
+            "/home/login",
+            &[
+                ("csrf", &token),
+                ("username", "forgetful"),
+                ("password", "wrong-pass"),
+            ],
+        )
+        .await;
     assert_eq!(status, 422);
     let doc = html(&body);
     assert!(select_text(&doc, ".alert-error")
@@ -276,38 +203,37 @@ async fn login_is_required_and_wrong_passwords_are_refused() {
         "forgetful"
     );
 
-    let (status, location, _) = post(
-        &app,
-        "/home/login",
-        &[
-            ("csrf", &token),
-            ("username", "forgetful"),
-            ("password", "secret-123"),
-            ("next", "/home/orders"),
-        ],
-    )
-    .await;
+    let (status, location, _) = app
+        .pc_post(
+            "/home/login",
+            &[
+                ("csrf", &token),
+                ("username", "forgetful"),
+                ("password", "secret-123"),
+                ("next", "/home/orders"),
+            ],
+        )
+        .await;
     assert_eq!((status, location.as_str()), (303, "/home/orders"));
-    let (status, _) = get(&app, "/home/orders").await;
+    let (status, _) = app.pc_get("/home/orders").await;
     assert_eq!(status, 200);
 }
 
 #[tokio::test]
 async fn a_post_without_the_csrf_token_is_refused() {
     let app = TestApp::spawn().await;
-    register(&app, "careful").await;
-    save_address(&app).await;
-    let token = csrf(&app, "/home/goods/1").await;
-    post(
-        &app,
+    app.pc_register("careful").await;
+    app.pc_address().await;
+    let token = app.pc_csrf("/home/goods/1").await;
+    app.pc_post(
         "/home/cart/add",
         &[("csrf", &token), ("product_id", "1"), ("count", "1")],
     )
     .await;
     let before = app.all_stock();
-    let (status, _, _) = post(&app, "/home/order/save", &[]).await;
+    let (status, _, _) = app.pc_post("/home/order/save", &[]).await;
     assert_eq!(status, 403);
-    let (status, _, _) = post(&app, "/home/order/save", &[("csrf", "forged")]).await;
+    let (status, _, _) = app.pc_post("/home/order/save", &[("csrf", "forged")]).await;
     assert_eq!(status, 403);
     assert_eq!(app.order_count(), 0);
     assert_eq!(app.all_stock(), before);
@@ -320,21 +246,22 @@ async fn someone_elses_pay_page_is_not_found_and_stock_outs_are_explained() {
     let (_, v) = app.place(&api_token, &[(1, 1)]).await;
     let other_no = v["order_no"].as_str().unwrap().to_string();
 
-    register(&app, "curious").await;
-    save_address(&app).await;
-    let (status, body) = get(&app, &format!("/home/order/pay?order_sn={other_no}")).await;
+    app.pc_register("curious").await;
+    app.pc_address().await;
+    let (status, body) = app
+        .pc_get(&format!("/home/order/pay?order_sn={other_no}"))
+        .await;
     assert_eq!(status, 404);
     assert!(body.contains("订单编号错误"));
 
     app.set_stock(5, 1);
-    let token = csrf(&app, "/home/goods/5").await;
-    post(
-        &app,
+    let token = app.pc_csrf("/home/goods/5").await;
+    app.pc_post(
         "/home/cart/add",
         &[("csrf", &token), ("product_id", "5"), ("count", "3")],
     )
     .await;
-    let (status, _, body) = post(&app, "/home/order/save", &[("csrf", &token)]).await;
+    let (status, _, body) = app.pc_post("/home/order/save", &[("csrf", &token)]).await;
     assert_eq!(status, 409);
     let doc = html(&body);
     assert!(select_text(&doc, "#checkout-error")
@@ -353,10 +280,9 @@ async fn markup_in_product_names_and_addresses_comes_out_escaped() {
             .execute(c)
             .unwrap();
     });
-    register(&app, "xss_tester").await;
-    let token = csrf(&app, "/home/address").await;
-    post(
-        &app,
+    app.pc_register("xss_tester").await;
+    let token = app.pc_csrf("/home/address").await;
+    app.pc_post(
         "/home/address",
         &[
             ("csrf", &token),
@@ -369,13 +295,12 @@ async fn markup_in_product_names_and_addresses_comes_out_escaped() {
         ],
     )
     .await;
-    post(
-        &app,
+    app.pc_post(
         "/home/cart/add",
         &[("csrf", &token), ("product_id", "1"), ("count", "1")],
     )
     .await;
-    let (_, _, _) = post(&app, "/home/order/save", &[("csrf", &token)]).await;
+    let (_, _, _) = app.pc_post("/home/order/save", &[("csrf", &token)]).await;
     for path in [
         "/",
         "/home/goods/1",
@@ -384,23 +309,23 @@ async fn markup_in_product_names_and_addresses_comes_out_escaped() {
         "/home/orders",
         "/home/address",
     ] {
-        let (status, body) = get(&app, path).await;
+        let (status, body) = app.pc_get(path).await;
         assert_eq!(status, 200, "{path}");
         assert!(!body.contains("<script>alert"), "{path} leaks markup");
         assert!(!body.contains("<img src=x"), "{path} leaks markup");
     }
-    let (_, body) = get(&app, "/").await;
+    let (_, body) = app.pc_get("/").await;
     assert!(body.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"));
 }
 
 #[tokio::test]
 async fn unknown_pages_render_the_error_page() {
     let app = TestApp::spawn().await;
-    let (status, body) = get(&app, "/no/such/page").await;
+    let (status, body) = app.pc_get("/no/such/page").await;
     assert_eq!(status, 404);
     assert!(select_text(&html(&body), "h1").is_some());
-    let (status, _) = get(&app, "/home/goods/999").await;
+    let (status, _) = app.pc_get("/home/goods/999").await;
     assert_eq!(status, 404);
-    let (status, _) = get(&app, "/static/css/site.css").await;
+    let (status, _) = app.pc_get("/static/css/site.css").await;
     assert_eq!(status, 200);
 }

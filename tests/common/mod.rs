@@ -379,3 +379,100 @@ impl TestApp {
             .await
     }
 }
+
+/// The PC site, one browser step at a time (cookies kept, redirects not followed).
+impl TestApp {
+    pub async fn pc_get(&self, path: &str) -> (u16, String) {
+        let res = self
+            .browser
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// The CSRF token of the form on a page.
+    pub async fn pc_csrf(&self, path: &str) -> String {
+        let (_, body) = self.pc_get(path).await;
+        select_attr(&html(&body), "input[name=csrf]", "value").expect("a form with csrf")
+    }
+
+    /// POSTs a form; returns (status, Location header, body).
+    pub async fn pc_post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+        let res = self
+            .browser
+            .post(format!("{}{path}", self.url))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, location, res.text().await.unwrap())
+    }
+
+    pub async fn pc_register(&self, name: &str) {
+        let token = self.pc_csrf("/home/register").await;
+        let (status, location, _) = self
+            .pc_post(
+                "/home/register",
+                &[
+                    ("csrf", &token),
+                    ("username", name),
+                    ("password", "secret-123"),
+                    ("password2", "secret-123"),
+                    ("next", "/"),
+                ],
+            )
+            .await;
+        assert_eq!((status, location.as_str()), (303, "/"));
+    }
+
+    pub async fn pc_address(&self) {
+        let token = self.pc_csrf("/home/address").await;
+        let (status, _, _) = self
+            .pc_post(
+                "/home/address",
+                &[
+                    ("csrf", &token),
+                    ("name", "李四"),
+                    ("mobile", "13900139000"),
+                    ("province", "浙江省"),
+                    ("city", "杭州市"),
+                    ("district", "西湖区"),
+                    ("detail", "文三路 100 号"),
+                    ("next", "/home/order/checkout"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 303);
+    }
+
+    /// Puts `count` of a product in the cart and places the order; returns its order number.
+    pub async fn pc_order(&self, product_id: i32, count: i32) -> String {
+        let token = self.pc_csrf(&format!("/home/goods/{product_id}")).await;
+        let (pid, n) = (product_id.to_string(), count.to_string());
+        self.pc_post(
+            "/home/cart/add",
+            &[("csrf", &token), ("product_id", &pid), ("count", &n)],
+        )
+        .await;
+        let (status, location, _) = self.pc_post("/home/order/save", &[("csrf", &token)]).await;
+        assert_eq!(status, 303);
+        location
+            .strip_prefix("/home/order/pay?order_sn=")
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn order_by_no(&self, order_no: &str) -> jiesuan::models::Order {
+        jiesuan::models::order::find_by_no(&mut self.conn(), order_no)
+            .unwrap()
+            .unwrap()
+    }
+}
