@@ -300,7 +300,8 @@ async fn markup_in_product_names_and_addresses_comes_out_escaped() {
         &[("csrf", &token), ("product_id", "1"), ("count", "1")],
     )
     .await;
-    let (_, _, _) = app.pc_post("/home/order/save", &[("csrf", &token)]).await;
+    let (_, pay_page, _) = app.pc_post("/home/order/save", &[("csrf", &token)]).await;
+    let result_page = pay_page.replace("/pay?", "/payresult?");
     for path in [
         "/",
         "/home/goods/1",
@@ -308,6 +309,8 @@ async fn markup_in_product_names_and_addresses_comes_out_escaped() {
         "/home/order/checkout",
         "/home/orders",
         "/home/address",
+        pay_page.as_str(),
+        result_page.as_str(),
     ] {
         let (status, body) = app.pc_get(path).await;
         assert_eq!(status, 200, "{path}");

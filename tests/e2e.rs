@@ -1,0 +1,86 @@
+//! Tests against outside programs, built with `--features e2e` (`.ci/run` installs what they
+//! need): the platforms' own SDKs talking to the sandbox and the shop, and a real browser
+//! paying through the PC flow.
+#![cfg(feature = "e2e")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{order_status, TestApp};
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (run .ci/run to install it)"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn python() -> String {
+    std::env::var("JIESUAN_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+#[tokio::test]
+async fn wechatpy_talks_to_the_sandbox_and_its_signed_notification_is_accepted() {
+    let app = TestApp::spawn().await;
+    let (token, id, _) = app.unpaid_order("wechatpy").await;
+    let v: Value = app
+        .post_json("/api/v1/pay/native", &token, &json!({ "id": id }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let attempt = app.attempts(id).pop().unwrap();
+    let wx = &app.state.config.wechat;
+    let cfg = json!({
+        "sandbox": format!("{}/sandbox/wxpay/", app.url),
+        "appid": wx.appid, "mch_id": wx.mch_id, "api_key": wx.api_key,
+        "notify_url": format!("{}/api/v1/pay/notify", app.url),
+        "out_trade_no": v["out_trade_no"], "total_fee": attempt.amount,
+    });
+    let py = python();
+    let out =
+        tokio::task::spawn_blocking(move || run(&py, &["wechatpy_check.py", &cfg.to_string()]))
+            .await
+            .unwrap();
+    assert!(out.contains("\"notify\": \"SUCCESS\""), "{out}");
+    assert_eq!(order_status(&app, id), 2);
+}
+
+#[tokio::test]
+async fn the_pingpp_python_sdk_creates_and_retrieves_a_charge_on_the_sandbox() {
+    let app = TestApp::spawn().await;
+    let pp = &app.state.config.pingpp;
+    let cfg = json!({
+        "api_base": format!("{}/sandbox/pingpp", app.url),
+        "secret_key": pp.secret_key, "app_id": pp.app_id,
+    });
+    let py = python();
+    let out = tokio::task::spawn_blocking(move || run(&py, &["pingpp_check.py", &cfg.to_string()]))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["created"], v["retrieved"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_reaches_the_success_page_by_itself() {
+    let app = TestApp::spawn().await;
+    let url = app.url.clone();
+    let out = tokio::task::spawn_blocking(move || run("node", &["pay_flow.mjs", &url]))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let order = app.order_by_no(v["orderNo"].as_str().unwrap());
+    assert_eq!(order.status, 2);
+    assert_eq!(order.pay_channel.as_deref(), Some("wx_pub_qr"));
+}
