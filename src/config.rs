@@ -23,6 +23,8 @@ pub struct WechatConfig {
     pub login_base: Option<String>,
     /// Base of the pay API (`https://api.mch.weixin.qq.com`); sandbox mode points it at itself.
     pub pay_base: Option<String>,
+    /// PEM file with the merchant's client certificate and key (refunds; live mode).
+    pub client_cert_pem: Option<String>,
 }
 
 impl Default for WechatConfig {
@@ -35,6 +37,7 @@ impl Default for WechatConfig {
             api_key: "sandboxsandboxsandboxsandbox0001".into(),
             login_base: None,
             pay_base: None,
+            client_cert_pem: None,
         }
     }
 }
@@ -108,8 +111,14 @@ pub struct Config {
     pub seed_demo_data: bool,
     /// Pending attempts older than this are asked about at their gateway.
     pub query_pending_after_seconds: i64,
-    /// How often the background sweep runs (0 = never).
+    /// How often the background jobs run: reconciliation sweep, timeout close, refund
+    /// queries (0 = never).
     pub sweep_interval_seconds: u64,
+    /// The callback alarm: no verified notification for this long while payments are
+    /// confirmed by query...
+    pub callback_alarm_after_seconds: i64,
+    /// ...at least this many times.
+    pub callback_alarm_min_confirmations: i64,
     pub wechat: WechatConfig,
     pub pingpp: PingppConfig,
     pub sandbox: SandboxConfig,
@@ -129,6 +138,8 @@ impl Default for Config {
             seed_demo_data: true,
             query_pending_after_seconds: 120,
             sweep_interval_seconds: 30,
+            callback_alarm_after_seconds: 1800,
+            callback_alarm_min_confirmations: 2,
             wechat: WechatConfig::default(),
             pingpp: PingppConfig::default(),
             sandbox: SandboxConfig::default(),
@@ -204,6 +215,9 @@ impl Config {
         if let Some(v) = get("JIESUAN_QUERY_PENDING_AFTER_SECONDS") {
             self.query_pending_after_seconds = num("JIESUAN_QUERY_PENDING_AFTER_SECONDS", v)?;
         }
+        if let Some(v) = get("JIESUAN_CALLBACK_ALARM_AFTER_SECONDS") {
+            self.callback_alarm_after_seconds = num("JIESUAN_CALLBACK_ALARM_AFTER_SECONDS", v)?;
+        }
         if let Some(v) = get("JIESUAN_SWEEP_INTERVAL_SECONDS") {
             self.sweep_interval_seconds = num("JIESUAN_SWEEP_INTERVAL_SECONDS", v)?;
         }
@@ -265,6 +279,9 @@ impl Config {
                 || pp.webhook_public_key == pp_defaults.webhook_public_key
             {
                 return bad("live mode needs the real Ping++ secret key and webhook public key");
+            }
+            if wx.client_cert_pem.is_none() {
+                return bad("live mode needs wechat.client_cert_pem (the merchant certificate, for refunds)");
             }
             if self.sandbox.url.is_some() {
                 return bad("live mode cannot use the sandbox");

@@ -23,6 +23,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
             .route(web::get().to(notify::wechat_get)),
     );
     cfg.service(
+        web::resource("/api/v1/pay/refund_notify")
+            .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
+            .route(web::post().to(notify::wechat_refund)),
+    );
+    cfg.service(
         web::resource("/home/notify/pingpp")
             .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
             .route(web::post().to(notify::pingpp)),
@@ -59,6 +64,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
                     web::get().to(sandbox::jscode2session),
                 )
                 .route("/wxpay/pay/{action}", web::post().to(sandbox::wxpay_api))
+                .route(
+                    "/wxpay/secapi/pay/refund",
+                    web::post().to(sandbox::wxpay_refund),
+                )
+                .route(
+                    "/pingpp/v1/charges/{id}/refunds",
+                    web::post().to(sandbox::pp_refund),
+                )
+                .route(
+                    "/pingpp/v1/charges/{id}/refunds/{re}",
+                    web::get().to(sandbox::pp_refund_get),
+                )
                 .route("/wxpay/phone", web::get().to(sandbox::wx_phone))
                 .route("/wxpay/phone/pay", web::post().to(sandbox::wx_phone_pay))
                 .route("/pingpp/v1/charges", web::post().to(sandbox::pp_create))
@@ -125,6 +142,24 @@ async fn page_not_found() -> Result<actix_web::HttpResponse, error::PageError> {
     Err(error::PageError::not_found("您访问的页面不存在。"))
 }
 
-async fn healthz() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// Liveness plus the callback alarm: `degraded` when payments keep being confirmed by query
+/// while no verified notification arrives.
+async fn healthz(state: web::Data<crate::startup::AppState>) -> actix_web::HttpResponse {
+    let window = chrono::Duration::seconds(state.config.callback_alarm_after_seconds);
+    let min = state.config.callback_alarm_min_confirmations;
+    let health = crate::controllers::db(&state, move |c| {
+        crate::services::lifecycle::callback_health(c, window, min)
+    })
+    .await;
+    match health {
+        Ok(h) if h.degraded => actix_web::HttpResponse::Ok().json(serde_json::json!({
+            "status": "degraded",
+            "detail": {"callbacks": "no verified notification while payments are confirmed by query", "health": h},
+        })),
+        Ok(h) => actix_web::HttpResponse::Ok().json(serde_json::json!({"status": "ok", "detail": {"health": h}})),
+        Err(e) => {
+            log::error!("healthz: {e}");
+            actix_web::HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "down"}))
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub pingpp_public_key: RsaPublicKey,
     /// Signs requests to Ping++ when configured.
     pub merchant_key: Option<RsaPrivateKey>,
+    /// Carries the WeChat merchant certificate for `secapi` (refunds), when configured.
+    pub wechat_cert_http: Option<reqwest::Client>,
     /// The sandbox platforms (sandbox mode only; set by `run`, which knows the URL).
     pub sandbox: Option<Arc<Sandbox>>,
 }
@@ -87,6 +89,7 @@ impl AppState {
                 mch_id: wx.mch_id.clone(),
                 key: wx.api_key.clone(),
                 sign_type: SignType::Md5,
+                cert_http: self.wechat_cert_http.clone(),
             },
             pingpp: Pingpp {
                 http: self.http.clone(),
@@ -96,6 +99,7 @@ impl AppState {
             },
             pingpp_app_id: pp.app_id.clone(),
             wechat_notify_url: format!("{}/api/v1/pay/notify", self.public_url),
+            wechat_refund_notify_url: format!("{}/api/v1/pay/refund_notify", self.public_url),
             server_ip: self
                 .config
                 .bind
@@ -179,6 +183,20 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
     let cookie_key = session_key(&config)?;
     let pingpp_public_key = pp_sign::public_key(&read_key(&config.pingpp.webhook_public_key)?)
         .map_err(|e| StartupError::Key(config.pingpp.webhook_public_key.clone(), e.to_string()))?;
+    let wechat_cert_http = match &config.wechat.client_cert_pem {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| StartupError::Key(path.clone(), e.to_string()))?;
+            let identity = reqwest::Identity::from_pem(&pem)?;
+            Some(
+                reqwest::Client::builder()
+                    .identity(identity)
+                    .timeout(Duration::from_secs(10))
+                    .build()?,
+            )
+        }
+        None => None,
+    };
     let merchant_key = match &config.pingpp.merchant_private_key {
         Some(path) => Some(
             pp_sign::private_key(&read_key(path)?)
@@ -202,6 +220,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         public_url,
         pingpp_public_key,
         merchant_key,
+        wechat_cert_http,
         sandbox: None,
     })
 }

@@ -68,6 +68,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NoAddress => (S::NOT_FOUND, 60001, "用户收货地址不存在，下单失败".into()),
             ServiceError::OrderNotFound => (S::NOT_FOUND, 80000, "订单不存在".into()),
             ServiceError::OrderNotPayable(why) => (S::BAD_REQUEST, 80003, (*why).to_string()),
+            ServiceError::Refused(why) => (S::CONFLICT, 80004, why.clone()),
             ServiceError::Gateway(m) => {
                 log::error!("payment platform error: {m}");
                 (
@@ -195,6 +196,7 @@ impl From<ServiceError> for PageError {
             ServiceError::Invalid(errors) => PageError::bad_request(field_summary(&errors)),
             ServiceError::Forbidden => PageError::forbidden("没有权限"),
             ServiceError::OrderNotPayable(why) => PageError::bad_request(why),
+            ServiceError::Refused(why) => PageError::bad_request(why),
             other => PageError::internal(other),
         }
     }

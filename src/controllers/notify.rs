@@ -89,3 +89,20 @@ pub async fn pingpp(
         }
     }
 }
+
+/// `POST /api/v1/pay/refund_notify`: WeChat's refund notification.
+pub async fn wechat_refund(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let msg = inbound(&req, &body, &["content-type", "user-agent"]);
+    let merchant = state.wechat_merchant();
+    match db(&state, move |c| notify::wechat_refund(c, &merchant, &msg)).await {
+        Ok(reply) => xml(StatusCode::OK, reply),
+        Err(e) => {
+            log::error!("wechat refund notify failed: {e:?}");
+            xml(StatusCode::INTERNAL_SERVER_ERROR, fail_reply("系统繁忙"))
+        }
+    }
+}

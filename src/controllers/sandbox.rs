@@ -54,6 +54,7 @@ pub async fn wxpay_api(
         "unifiedorder" => xml(sb.wx_unifiedorder(&body)),
         "orderquery" => xml(sb.wx_orderquery(&body)),
         "closeorder" => xml(sb.wx_closeorder(&body)),
+        "refundquery" => xml(sb.wx_refundquery(&body)),
         _ => return Err(PageError::not_found("no such API")),
     })
 }
@@ -305,4 +306,37 @@ pub async fn deliveries(
         .cloned()
         .collect();
     Ok(HttpResponse::Ok().json(list))
+}
+
+/// `POST /sandbox/wxpay/secapi/pay/refund` (the sandbox needs no client certificate).
+pub async fn wxpay_refund(
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    Ok(xml(sandbox(&state)?.wx_refund(&body)))
+}
+
+pub async fn pp_refund(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    if let Err(res) = pp_auth(&sb, &req, &body) {
+        return Ok(pp_reply(res));
+    }
+    Ok(pp_reply(sb.pp_refund(&path, &body)))
+}
+
+pub async fn pp_refund_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    if let Err(res) = pp_auth(&sb, &req, b"") {
+        return Ok(pp_reply(res));
+    }
+    Ok(pp_reply(sb.pp_refund_get(&path.0, &path.1)))
 }

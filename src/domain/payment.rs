@@ -66,6 +66,75 @@ impl AttemptStatus {
     }
 }
 
+/// The status of one `refund` row: recorded, accepted by the platform, done, refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefundStatus {
+    Pending,
+    Processing,
+    Succeeded,
+    Failed,
+}
+
+impl RefundStatus {
+    pub const ALL: [RefundStatus; 4] = [
+        RefundStatus::Pending,
+        RefundStatus::Processing,
+        RefundStatus::Succeeded,
+        RefundStatus::Failed,
+    ];
+
+    pub const fn code(self) -> i32 {
+        match self {
+            RefundStatus::Pending => 1,
+            RefundStatus::Processing => 2,
+            RefundStatus::Succeeded => 3,
+            RefundStatus::Failed => 4,
+        }
+    }
+
+    pub fn from_code(code: i32) -> Option<RefundStatus> {
+        RefundStatus::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            RefundStatus::Pending => "待提交",
+            RefundStatus::Processing => "退款中",
+            RefundStatus::Succeeded => "已退款",
+            RefundStatus::Failed => "退款失败",
+        }
+    }
+
+    /// Counts against the refundable amount (everything but a refused refund).
+    pub const fn holds_money(self) -> bool {
+        match self {
+            RefundStatus::Pending | RefundStatus::Processing | RefundStatus::Succeeded => true,
+            RefundStatus::Failed => false,
+        }
+    }
+
+    pub fn succeed(self) -> Option<RefundStatus> {
+        match self {
+            RefundStatus::Pending | RefundStatus::Processing => Some(RefundStatus::Succeeded),
+            RefundStatus::Succeeded | RefundStatus::Failed => None,
+        }
+    }
+
+    pub fn accept(self) -> Option<RefundStatus> {
+        match self {
+            RefundStatus::Pending => Some(RefundStatus::Processing),
+            RefundStatus::Processing | RefundStatus::Succeeded | RefundStatus::Failed => None,
+        }
+    }
+
+    pub fn fail(self) -> Option<RefundStatus> {
+        match self {
+            RefundStatus::Pending | RefundStatus::Processing => Some(RefundStatus::Failed),
+            RefundStatus::Succeeded | RefundStatus::Failed => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
     Wechat,

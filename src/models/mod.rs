@@ -1,9 +1,11 @@
 //! Rows, inserts and queries, one file per table group. Every function takes `&mut Conn`
 //! and leaves transactions to the services. May import diesel and domain.
 
+pub mod event;
 pub mod order;
 pub mod pay;
 pub mod product;
+pub mod refund;
 pub mod schema;
 pub mod user;
 

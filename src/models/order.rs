@@ -186,3 +186,55 @@ pub fn status_of_no(conn: &mut Conn, order_no: &str) -> QueryResult<Option<i32>>
         .first(conn)
         .optional()
 }
+
+/// Unpaid orders whose expiry has passed, oldest first.
+pub fn expired_unpaid(
+    conn: &mut Conn,
+    unpaid: i32,
+    now: chrono::NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Order>> {
+    orders::table
+        .filter(orders::status.eq(unpaid))
+        .filter(orders::expires_at.le(now))
+        .order(orders::expires_at.asc())
+        .limit(limit)
+        .select(Order::as_select())
+        .load(conn)
+}
+
+/// Compare-and-set `from -> Closed`, stamping closed_at.
+pub fn cas_closed(
+    conn: &mut Conn,
+    id: i32,
+    from: i32,
+    to: i32,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<bool> {
+    let rows = diesel::update(
+        orders::table
+            .filter(orders::id.eq(id))
+            .filter(orders::status.eq(from)),
+    )
+    .set((
+        orders::status.eq(to),
+        orders::closed_at.eq(at),
+        orders::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(rows == 1)
+}
+
+/// Touches the order row if it is still in `status`: the first statement of a transaction
+/// that must be serialised per order (it takes the row's write lock on MySQL and PostgreSQL;
+/// SQLite's BEGIN IMMEDIATE already serialises).
+pub fn lock_in_status(conn: &mut Conn, id: i32, status: &[i32]) -> QueryResult<bool> {
+    let rows = diesel::update(
+        orders::table
+            .filter(orders::id.eq(id))
+            .filter(orders::status.eq_any(status)),
+    )
+    .set(orders::updated_at.eq(super::now()))
+    .execute(conn)?;
+    Ok(rows == 1)
+}

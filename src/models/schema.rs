@@ -24,6 +24,8 @@ diesel::table! {
         scope -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 
@@ -134,6 +136,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    order_event (id) {
+        id -> Integer,
+        order_id -> Integer,
+        kind -> Text,
+        from_status -> Nullable<Integer>,
+        to_status -> Nullable<Integer>,
+        actor -> Text,
+        note -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(order_event -> orders (order_id));
 diesel::joinable!(order_product -> orders (order_id));
 diesel::joinable!(order_product -> products (product_id));
 diesel::joinable!(orders -> users (user_id));
@@ -152,4 +168,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     pay_attempt,
     pay_log,
     refund,
+    order_event,
 );

@@ -15,6 +15,8 @@ pub struct User {
     pub scope: i32,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    pub failed_logins: i32,
+    pub locked_until: Option<chrono::NaiveDateTime>,
 }
 
 #[derive(Debug, Insertable)]
@@ -142,4 +144,27 @@ pub fn token_grant(
         .select((user_token::user_id, user_token::scope))
         .first(conn)
         .optional()
+}
+
+/// Counts a failed login and locks the account until `locked_until` (may be None).
+pub fn record_failed_login(
+    conn: &mut Conn,
+    id: i32,
+    locked_until: Option<chrono::NaiveDateTime>,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::failed_logins.eq(users::failed_logins + 1),
+            users::locked_until.eq(locked_until),
+        ))
+        .execute(conn)
+}
+
+pub fn reset_failed_logins(conn: &mut Conn, id: i32) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::failed_logins.eq(0),
+            users::locked_until.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)
 }

@@ -1,8 +1,7 @@
 //! Delivering notifications like the platforms do: over HTTP to the configured URL, each copy
 //! retried until acknowledged on the real schedule divided by `retry_divisor`.
 
-use super::{Delivery, Faults, Sandbox, WxOrder};
-use crate::payment::pingpp::Charge;
+use super::{Delivery, Faults, Sandbox};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,106 +12,80 @@ const WECHAT_RETRY_SECONDS: [u64; 15] = [
 /// Ping++: 2m 10m 10m 1h 2h 6h 15h (after the first; 8 sends in 25 hours).
 const PINGPP_RETRY_SECONDS: [u64; 7] = [120, 600, 600, 3600, 7200, 21600, 54000];
 
-fn delay(sb: &Sandbox, seconds: u64) -> Duration {
-    Duration::from_millis(seconds * 1000 / u64::from(sb.retry_divisor))
+/// One notification to deliver.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub provider: &'static str,
+    pub out_trade_no: String,
+    pub url: String,
+    pub content_type: &'static str,
+    /// Extra headers (Ping++'s signature).
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
 }
 
-fn record(sb: &Sandbox, d: Delivery) {
-    sb.state().deliveries.push(d);
-}
-
-/// Sends a paid WeChat order's notification to its notify_url.
-pub fn wechat(sb: Arc<Sandbox>, order: WxOrder, faults: Faults) {
-    if faults.never_deliver {
-        return;
-    }
-    for copy in 0..faults.copies.max(1) {
-        let (sb, order, faults) = (sb.clone(), order.clone(), faults.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
-            let body = sb.wx_notification(&order, faults.wrong_amount, faults.bad_signature);
-            let schedule = std::iter::once(0).chain(WECHAT_RETRY_SECONDS);
-            for (try_no, wait) in schedule.enumerate() {
-                tokio::time::sleep(delay(&sb, wait)).await;
-                let res = sb
-                    .http
-                    .post(&order.notify_url)
-                    .header("content-type", "text/xml")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let (status, reply) = match res {
-                    Ok(r) => (
-                        Some(r.status().as_u16()),
-                        r.text().await.unwrap_or_default(),
-                    ),
-                    Err(e) => (None, e.to_string()),
-                };
+impl Message {
+    fn acknowledged(&self, status: Option<u16>, reply: &str) -> bool {
+        match self.provider {
+            // WeChat wants 200 and return_code SUCCESS in the reply.
+            "wechat" => {
                 let fields =
                     crate::payment::wechat::xml::parse(reply.as_bytes()).unwrap_or_default();
-                let ok = status == Some(200)
-                    && fields.get("return_code").map(String::as_str) == Some("SUCCESS");
-                record(
-                    &sb,
-                    Delivery {
-                        provider: "wechat",
-                        out_trade_no: order.out_trade_no.clone(),
-                        copy,
-                        try_no: try_no as u32,
-                        status,
-                        reply,
-                        acknowledged: ok,
-                    },
-                );
-                if ok {
-                    break;
-                }
+                status == Some(200)
+                    && fields.get("return_code").map(String::as_str) == Some("SUCCESS")
             }
-        });
+            // Ping++ takes any 2xx.
+            _ => status.is_some_and(|s| (200..300).contains(&s)),
+        }
+    }
+
+    fn schedule(&self) -> &'static [u64] {
+        match self.provider {
+            "wechat" => &WECHAT_RETRY_SECONDS,
+            _ => &PINGPP_RETRY_SECONDS,
+        }
     }
 }
 
-/// Posts a paid charge's `charge.succeeded` Event to the webhook URL.
-pub fn pingpp(sb: Arc<Sandbox>, charge: Charge, faults: Faults) {
+/// Sends `make()` (made per copy: every copy of a Ping++ event is the same event) as the
+/// faults say: `copies` at once, after `delay_ms`, or never.
+pub fn send(sb: Arc<Sandbox>, faults: &Faults, msg: Message) {
     if faults.never_deliver {
         return;
     }
     for copy in 0..faults.copies.max(1) {
-        let (sb, charge, faults) = (sb.clone(), charge.clone(), faults.clone());
+        let (sb, msg, delay_ms) = (sb.clone(), msg.clone(), faults.delay_ms);
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
-            let (body, signature) = sb.pp_event(&charge, faults.wrong_amount, faults.bad_signature);
-            let schedule = std::iter::once(0).chain(PINGPP_RETRY_SECONDS);
-            for (try_no, wait) in schedule.enumerate() {
-                tokio::time::sleep(delay(&sb, wait)).await;
-                let res = sb
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let divisor = u64::from(sb.retry_divisor);
+            let waits = std::iter::once(0).chain(msg.schedule().iter().copied());
+            for (try_no, wait) in waits.enumerate() {
+                tokio::time::sleep(Duration::from_millis(wait * 1000 / divisor)).await;
+                let mut req = sb
                     .http
-                    .post(&sb.pingpp_webhook_url)
-                    .header("content-type", "application/json")
-                    .header("X-Pingplusplus-Signature", signature.clone())
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let (status, reply) = match res {
+                    .post(&msg.url)
+                    .header("content-type", msg.content_type)
+                    .body(msg.body.clone());
+                for (k, v) in &msg.headers {
+                    req = req.header(*k, v.clone());
+                }
+                let (status, reply) = match req.send().await {
                     Ok(r) => (
                         Some(r.status().as_u16()),
                         r.text().await.unwrap_or_default(),
                     ),
                     Err(e) => (None, e.to_string()),
                 };
-                let ok = status.is_some_and(|s| (200..300).contains(&s));
-                record(
-                    &sb,
-                    Delivery {
-                        provider: "pingpp",
-                        out_trade_no: charge.order_no.clone(),
-                        copy,
-                        try_no: try_no as u32,
-                        status,
-                        reply,
-                        acknowledged: ok,
-                    },
-                );
+                let ok = msg.acknowledged(status, &reply);
+                sb.state().deliveries.push(Delivery {
+                    provider: msg.provider,
+                    out_trade_no: msg.out_trade_no.clone(),
+                    copy,
+                    try_no: try_no as u32,
+                    status,
+                    reply,
+                    acknowledged: ok,
+                });
                 if ok {
                     break;
                 }

@@ -70,10 +70,23 @@ pub struct WxOrder {
     pub time_end: Option<String>,
 }
 
+/// A WeChat refund as the platform keeps it.
+#[derive(Debug, Clone)]
+pub struct WxRefund {
+    pub out_trade_no: String,
+    pub out_refund_no: String,
+    pub refund_id: String,
+    pub refund_fee: i64,
+    pub status: &'static str,
+}
+
 #[derive(Debug, Default)]
 pub struct State {
     pub wx: HashMap<String, WxOrder>,
     pub charges: HashMap<String, Charge>,
+    pub refunds: HashMap<String, crate::payment::pingpp::Refund>,
+    /// WeChat refunds by out_refund_no.
+    pub wx_refunds: HashMap<String, WxRefund>,
     /// Charge ids in creation order.
     pub charge_ids: Vec<String>,
     pub rules: Vec<FaultRule>,

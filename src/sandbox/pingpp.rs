@@ -306,38 +306,160 @@ impl Sandbox {
         let paid = c.clone();
         let faults = state.faults_for(&paid.order_no);
         drop(state);
-        deliver::pingpp(self.clone(), paid.clone(), faults);
+        let mut object = serde_json::to_value(&paid).unwrap_or_default();
+        if faults.wrong_amount {
+            object["amount"] = json!(paid.amount + 1);
+        }
+        self.pp_deliver("charge.succeeded", object, &paid.order_no, &faults);
         Ok(paid)
     }
 
-    /// A `charge.succeeded` Event (compact JSON) and its signature header.
-    pub fn pp_event(
-        &self,
-        charge: &Charge,
-        wrong_amount: bool,
-        bad_signature: bool,
-    ) -> (String, String) {
-        let mut object = charge.clone();
-        object.amount += i64::from(wrong_amount);
+    /// Posts an Event of `kind` about `object` to the webhook URL, signed with the platform
+    /// key (or not, under the bad_signature fault).
+    pub fn pp_deliver(
+        self: &Arc<Self>,
+        kind: &str,
+        object: Value,
+        order_no: &str,
+        faults: &super::Faults,
+    ) {
         let event = Event {
             id: format!("evt_{}", random_id(24)),
             created: chrono::Utc::now().timestamp(),
             livemode: false,
-            kind: "charge.succeeded".into(),
-            data: crate::payment::pingpp::objects::EventData {
-                object: serde_json::to_value(&object).unwrap_or_default(),
-            },
+            kind: kind.into(),
+            data: crate::payment::pingpp::objects::EventData { object },
             object: "event".into(),
             pending_webhooks: 1,
             request: Some(format!("iar_{}", random_id(24))),
         };
         let body = serde_json::to_string(&event).unwrap_or_default();
-        let signed = if bad_signature {
+        let signed = if faults.bad_signature {
             format!("{body} ")
         } else {
             body.clone()
         };
         let signature = sign::sign(&self.platform_key, signed.as_bytes()).unwrap_or_default();
-        (body, signature)
+        let msg = deliver::Message {
+            provider: "pingpp",
+            out_trade_no: order_no.to_string(),
+            url: self.pingpp_webhook_url.clone(),
+            content_type: "application/json",
+            headers: vec![("X-Pingplusplus-Signature", signature)],
+            body,
+        };
+        deliver::send(self.clone(), faults, msg);
+    }
+
+    /// `POST /v1/charges/{id}/refunds`: pending now, `refund.succeeded` shortly after.
+    pub fn pp_refund(self: &Arc<Self>, charge_id: &str, body: &[u8]) -> Reply {
+        let req: crate::payment::pingpp::CreateRefund = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return invalid(&format!("请求参数错误：{e}"), None),
+        };
+        if req.description.is_empty() || req.description.chars().count() > 255 {
+            return invalid("description 长度为 1 到 255", Some("description"));
+        }
+        let mut state = self.state();
+        let Some(c) = state.charges.get_mut(charge_id) else {
+            return error(
+                404,
+                "invalid_request_error",
+                &format!("No such charge: {charge_id}"),
+                Some("id"),
+                None,
+            );
+        };
+        if !c.paid {
+            return error(
+                400,
+                "invalid_request_error",
+                "该支付单未支付，不能退款",
+                None,
+                Some("refund_refused"),
+            );
+        }
+        let left = c.amount - c.amount_refunded;
+        let amount = req.amount.unwrap_or(left);
+        if amount <= 0 || amount > left {
+            return error(
+                400,
+                "invalid_request_error",
+                "退款金额超过可退金额",
+                Some("amount"),
+                Some("refund_refused"),
+            );
+        }
+        c.amount_refunded += amount;
+        c.refunded = c.amount_refunded == c.amount;
+        let refund = crate::payment::pingpp::Refund {
+            id: format!("re_{}", random_id(24)),
+            object: "refund".into(),
+            order_no: random_id(27).to_lowercase(),
+            amount,
+            created: chrono::Utc::now().timestamp(),
+            succeed: false,
+            status: "pending".into(),
+            time_succeed: None,
+            description: req.description.clone(),
+            failure_code: None,
+            failure_msg: None,
+            metadata: if req.metadata.is_null() {
+                json!({})
+            } else {
+                req.metadata.clone()
+            },
+            charge: c.id.clone(),
+            charge_order_no: c.order_no.clone(),
+            transaction_no: None,
+            extra: json!({}),
+            funding_source: None,
+        };
+        let faults = state.faults_for(&refund.charge_order_no);
+        state.refunds.insert(refund.id.clone(), refund.clone());
+        drop(state);
+        let (sb, id) = (self.clone(), refund.id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let done = {
+                let mut st = sb.state();
+                st.refunds.get_mut(&id).map(|r| {
+                    r.status = "succeeded".into();
+                    r.succeed = true;
+                    r.time_succeed = Some(chrono::Utc::now().timestamp());
+                    r.transaction_no = Some(format!("50300{}", random_digits(24)));
+                    r.clone()
+                })
+            };
+            if let Some(r) = done {
+                let no = r.charge_order_no.clone();
+                sb.pp_deliver(
+                    "refund.succeeded",
+                    serde_json::to_value(&r).unwrap_or_default(),
+                    &no,
+                    &faults,
+                );
+            }
+        });
+        (200, serde_json::to_string(&refund).unwrap_or_default())
+    }
+
+    /// `GET /v1/charges/{id}/refunds/{re_id}`.
+    pub fn pp_refund_get(&self, charge_id: &str, refund_id: &str) -> Reply {
+        match self
+            .state()
+            .refunds
+            .get(refund_id)
+            .filter(|r| r.charge == charge_id)
+        {
+            Some(r) => (200, serde_json::to_string(r).unwrap_or_default()),
+            None => error(
+                404,
+                "invalid_request_error",
+                &format!("No such refund: {refund_id}"),
+                Some("id"),
+                None,
+            ),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! WeChat Pay v2 as the platform answers it: `pay/unifiedorder`, `pay/orderquery`,
 //! `pay/closeorder`, checking appid, mch_id and sign, and paying an order.
 
-use super::{deliver, random_digits, random_id, Sandbox, WxOrder};
+use super::{deliver, random_digits, random_id, Sandbox, WxOrder, WxRefund};
 use crate::payment::wechat::client::nonce;
 use crate::payment::wechat::sign::{sign, verify, Params, SignType};
 use crate::payment::wechat::xml::{parse, to_xml};
@@ -284,7 +284,15 @@ impl Sandbox {
         let paid = o.clone();
         let faults = state.faults_for(out_trade_no);
         drop(state);
-        deliver::wechat(self.clone(), paid.clone(), faults);
+        let msg = deliver::Message {
+            provider: "wechat",
+            out_trade_no: paid.out_trade_no.clone(),
+            url: paid.notify_url.clone(),
+            content_type: "text/xml",
+            headers: Vec::new(),
+            body: self.wx_notification(&paid, faults.wrong_amount, faults.bad_signature),
+        };
+        deliver::send(self.clone(), &faults, msg);
         Ok(paid)
     }
 
@@ -319,5 +327,174 @@ impl Sandbox {
         }
         f.insert("sign".into(), s);
         to_xml(&f)
+    }
+
+    /// `POST /secapi/pay/refund`: accepted (PROCESSING), done shortly after with a refund
+    /// notification whose `req_info` is encrypted with the MD5 of the API key.
+    pub fn wx_refund(self: &Arc<Self>, body: &[u8]) -> String {
+        let (f, st) = match self.authenticate(body) {
+            Ok(x) => x,
+            Err(reply) => return reply,
+        };
+        let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+        for k in ["out_trade_no", "out_refund_no", "total_fee", "refund_fee"] {
+            if get(k).is_empty() {
+                return self.business_error(st, "LACK_PARAMS", &format!("缺少参数 {k}"));
+            }
+        }
+        let (Ok(total), Ok(fee)) = (
+            get("total_fee").parse::<i64>(),
+            get("refund_fee").parse::<i64>(),
+        ) else {
+            return self.business_error(st, "PARAM_ERROR", "金额必须为整数");
+        };
+        let (no, rno) = (get("out_trade_no"), get("out_refund_no"));
+        let mut state = self.state();
+        let Some(order) = state.wx.get(&no).cloned() else {
+            return self.business_error(st, "ORDERNOTEXIST", "订单不存在");
+        };
+        if order.trade_state != "SUCCESS" {
+            return self.business_error(st, "TRADE_STATE_ERROR", "订单状态错误");
+        }
+        if total != order.total_fee {
+            return self.business_error(st, "PARAM_ERROR", "订单金额或退款金额与之前请求不一致");
+        }
+        let existing = state.wx_refunds.get(&rno).cloned();
+        let refund = match existing {
+            Some(r) if r.refund_fee == fee && r.out_trade_no == no => r,
+            Some(_) => return self.business_error(st, "PARAM_ERROR", "退款单号已用于其他退款"),
+            None => {
+                let refunded: i64 = state
+                    .wx_refunds
+                    .values()
+                    .filter(|r| r.out_trade_no == no)
+                    .map(|r| r.refund_fee)
+                    .sum();
+                if fee <= 0 || refunded + fee > total {
+                    return self.business_error(st, "NOTENOUGH", "退款金额超过订单可退金额");
+                }
+                let r = WxRefund {
+                    out_trade_no: no.clone(),
+                    out_refund_no: rno.clone(),
+                    refund_id: format!("50300{}", random_digits(24)),
+                    refund_fee: fee,
+                    status: "PROCESSING",
+                };
+                state.wx_refunds.insert(rno.clone(), r.clone());
+                let faults = state.faults_for(&no);
+                drop(state);
+                self.finish_wx_refund(r.clone(), order.clone(), get("notify_url"), faults);
+                r
+            }
+        };
+        self.reply(
+            st,
+            p([
+                ("result_code", "SUCCESS".into()),
+                (
+                    "transaction_id",
+                    order.transaction_id.clone().unwrap_or_default(),
+                ),
+                ("out_trade_no", no),
+                ("out_refund_no", refund.out_refund_no.clone()),
+                ("refund_id", refund.refund_id.clone()),
+                ("refund_fee", refund.refund_fee.to_string()),
+                ("total_fee", total.to_string()),
+                ("cash_fee", total.to_string()),
+            ]),
+        )
+    }
+
+    fn finish_wx_refund(
+        self: &Arc<Self>,
+        r: WxRefund,
+        order: WxOrder,
+        notify_url: String,
+        faults: super::Faults,
+    ) {
+        let sb = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if let Some(x) = sb.state().wx_refunds.get_mut(&r.out_refund_no) {
+                x.status = "SUCCESS";
+            }
+            if notify_url.is_empty() {
+                return;
+            }
+            let now = chrono::Utc::now().with_timezone(&crate::domain::shanghai());
+            let inner = p([
+                ("out_refund_no", r.out_refund_no.clone()),
+                ("out_trade_no", r.out_trade_no.clone()),
+                ("refund_account", "REFUND_SOURCE_RECHARGE_FUNDS".into()),
+                (
+                    "refund_fee",
+                    (r.refund_fee + i64::from(faults.wrong_amount)).to_string(),
+                ),
+                ("refund_id", r.refund_id.clone()),
+                ("refund_recv_accout", "支付用户零钱".into()),
+                ("refund_request_source", "API".into()),
+                ("refund_status", "SUCCESS".into()),
+                ("settlement_refund_fee", r.refund_fee.to_string()),
+                ("settlement_total_fee", order.total_fee.to_string()),
+                ("success_time", now.format("%Y-%m-%d %H:%M:%S").to_string()),
+                ("total_fee", order.total_fee.to_string()),
+                (
+                    "transaction_id",
+                    order.transaction_id.clone().unwrap_or_default(),
+                ),
+            ]);
+            let root = to_xml(&inner)
+                .replacen("<xml>", "<root>", 1)
+                .replace("</xml>", "</root>");
+            let key = if faults.bad_signature {
+                "not-the-key"
+            } else {
+                sb.wechat_key.as_str()
+            };
+            let outer = p([
+                ("return_code", "SUCCESS".into()),
+                ("appid", sb.wechat_appid.clone()),
+                ("mch_id", sb.wechat_mch_id.clone()),
+                ("nonce_str", nonce()),
+                (
+                    "req_info",
+                    crate::payment::wechat::refund::encrypt_req_info(&root, key),
+                ),
+            ]);
+            let msg = deliver::Message {
+                provider: "wechat",
+                out_trade_no: r.out_trade_no.clone(),
+                url: notify_url,
+                content_type: "text/xml",
+                headers: Vec::new(),
+                body: to_xml(&outer),
+            };
+            deliver::send(sb, &faults, msg);
+        });
+    }
+
+    /// `POST /pay/refundquery` by out_refund_no.
+    pub fn wx_refundquery(&self, body: &[u8]) -> String {
+        let (f, st) = match self.authenticate(body) {
+            Ok(x) => x,
+            Err(reply) => return reply,
+        };
+        let rno = f.get("out_refund_no").cloned().unwrap_or_default();
+        let found = self.state().wx_refunds.get(&rno).cloned();
+        let Some(r) = found else {
+            return self.business_error(st, "REFUNDNOTEXIST", "退款订单查询失败");
+        };
+        self.reply(
+            st,
+            p([
+                ("result_code", "SUCCESS".into()),
+                ("out_trade_no", r.out_trade_no.clone()),
+                ("refund_count", "1".into()),
+                ("out_refund_no_0", r.out_refund_no.clone()),
+                ("refund_id_0", r.refund_id.clone()),
+                ("refund_fee_0", r.refund_fee.to_string()),
+                ("refund_status_0", r.status.into()),
+            ]),
+        )
     }
 }

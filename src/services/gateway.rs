@@ -3,13 +3,18 @@
 //! only async part of the service layer; every database step is a synchronous service call
 //! on the blocking pool.
 
+use super::lifecycle::{self, RefundRequest};
 use super::pay::{self, Applied, LogEntry, OrderRef, Proof};
 use super::{run, ServiceError};
 use crate::db::Db;
 use crate::domain::{Channel, Money, Provider};
 use crate::models::pay::PayAttempt;
+use crate::models::refund::Refund;
 use crate::models::Order;
-use crate::payment::pingpp::{AppRef, ChargeReply, CreateCharge, Pingpp};
+use crate::payment::pingpp::{
+    AppRef, ChargeReply, CreateCharge, CreateRefund, Pingpp, PingppError,
+};
+use crate::payment::wechat::refund::RefundRequest as WxRefund;
 use crate::payment::wechat::{notify, Exchange, TradeType, UnifiedOrder, WxError, WxPay};
 use serde_json::json;
 
@@ -22,6 +27,8 @@ pub struct Gateway {
     pub pingpp_app_id: String,
     /// WeChat's notify_url: `{public}/api/v1/pay/notify`.
     pub wechat_notify_url: String,
+    /// WeChat's refund notify_url: `{public}/api/v1/pay/refund_notify`.
+    pub wechat_refund_notify_url: String,
     /// The server's own address, sent as `spbill_create_ip` for NATIVE payments.
     pub server_ip: String,
 }
@@ -380,5 +387,268 @@ impl Gateway {
             }
         }
         Ok(paid)
+    }
+
+    /// Settles an unpaid order's open attempts at their platforms, then closes it. A payment
+    /// the platform confirms pays the order instead (as a notification would). True when
+    /// the order was closed by this call.
+    pub async fn settle_and_close(
+        &self,
+        order_id: i32,
+        actor: &str,
+        note: &str,
+    ) -> Result<bool, ServiceError> {
+        let attempts = run(&self.db, move |c| pay::pending_attempts(c, order_id)).await?;
+        for a in attempts.iter().filter(|a| a.provider_ref.is_some()) {
+            if self.query_attempt(a).await?.is_some() {
+                return Ok(false);
+            }
+            if Provider::parse(&a.provider) == Some(Provider::Wechat) {
+                let no = a.out_trade_no.clone();
+                match self.wxpay.close_order(&no).await {
+                    Ok(ex) => {
+                        self.log(
+                            outbound(Provider::Wechat, "close", ex.response),
+                            no,
+                            "closed".into(),
+                        )
+                        .await?
+                    }
+                    // Paid between our query and the close: apply it.
+                    Err(WxError::Business { code, response, .. }) if code == "ORDERPAID" => {
+                        self.log(
+                            outbound(Provider::Wechat, "close", response),
+                            no,
+                            "orderpaid".into(),
+                        )
+                        .await?;
+                        if self.query_attempt(a).await?.is_some() {
+                            return Ok(false);
+                        }
+                        return Err(ServiceError::Gateway(
+                            "closeorder says paid, orderquery does not".into(),
+                        ));
+                    }
+                    Err(WxError::Business { code, response, .. })
+                        if code == "ORDERCLOSED" || code == "ORDERNOTEXIST" =>
+                    {
+                        self.log(
+                            outbound(Provider::Wechat, "close", response),
+                            no,
+                            code.to_lowercase(),
+                        )
+                        .await?;
+                    }
+                    Err(e) => {
+                        self.log(
+                            outbound(Provider::Wechat, "close", e.to_string()),
+                            no,
+                            "close_failed".into(),
+                        )
+                        .await?;
+                        return Err(ServiceError::Gateway(format!("closeorder: {e}")));
+                    }
+                }
+            }
+            // Ping++ charges cannot be closed: they expire at time_expire (the order's
+            // expiry), and a late success still pays through the late-payment rule.
+        }
+        let (actor, note) = (actor.to_string(), note.to_string());
+        run(&self.db, move |c| {
+            lifecycle::close(c, order_id, &actor, &note)
+        })
+        .await
+    }
+
+    /// The timeout job: closes unpaid orders past their expiry. Returns how many closed.
+    pub async fn close_expired(&self) -> Result<usize, ServiceError> {
+        let expired = run(&self.db, |c| lifecycle::expired_unpaid(c, 100)).await?;
+        let mut closed = 0;
+        for o in expired {
+            match self
+                .settle_and_close(o.id, "system", "超时未支付，自动关闭")
+                .await
+            {
+                Ok(true) => closed += 1,
+                Ok(false) => {}
+                Err(e) => log::warn!("timeout close of {} failed: {e}", o.order_no),
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Records and submits a refund; a retried request returns the same refund.
+    pub async fn refund(&self, req: RefundRequest) -> Result<Refund, ServiceError> {
+        let (refund, _, _) = run(&self.db, move |c| lifecycle::start_refund(c, &req)).await?;
+        self.submit_refund(refund).await
+    }
+
+    /// Sends a Pending refund to its platform (a refund already sent is returned as it is).
+    pub async fn submit_refund(&self, refund: Refund) -> Result<Refund, ServiceError> {
+        if refund.status != crate::domain::RefundStatus::Pending.code() {
+            return Ok(refund);
+        }
+        let r = refund.clone();
+        let attempt = run(&self.db, move |c| lifecycle::refund_attempt(c, &r)).await?;
+        let (id, no) = (refund.id, attempt.out_trade_no.clone());
+        match Provider::parse(&attempt.provider) {
+            Some(Provider::Wechat) => {
+                let req = WxRefund {
+                    out_trade_no: attempt.out_trade_no.clone(),
+                    out_refund_no: refund.out_refund_no.clone(),
+                    total_fee: attempt.amount,
+                    refund_fee: refund.amount,
+                    refund_desc: clip(&refund.reason, 80),
+                    notify_url: self.wechat_refund_notify_url.clone(),
+                };
+                match self.wxpay.refund(&req).await {
+                    Ok(ex) => {
+                        let refund_id = ex.fields.get("refund_id").cloned().unwrap_or_default();
+                        let entry = outbound(Provider::Wechat, "refund", ex.response);
+                        run(&self.db, move |c| {
+                            lifecycle::refund_accepted(c, id, &refund_id)?;
+                            pay::log_only(c, &entry, Some(&no), "refund_accepted", "")
+                        })
+                        .await?;
+                    }
+                    Err(e) => {
+                        return self
+                            .refund_refused(
+                                id,
+                                no,
+                                Provider::Wechat,
+                                e.to_string(),
+                                matches!(e, WxError::Business { .. }),
+                            )
+                            .await
+                    }
+                }
+            }
+            Some(Provider::Pingpp) => {
+                let ch = attempt.provider_ref.clone().unwrap_or_default();
+                let req = CreateRefund {
+                    description: clip(&refund.reason, 255),
+                    amount: Some(refund.amount),
+                    metadata: json!({ "out_refund_no": refund.out_refund_no }),
+                };
+                match self.pingpp.create_refund(&ch, &req).await {
+                    Ok((re, raw)) => {
+                        let entry = outbound(Provider::Pingpp, "refund", raw);
+                        run(&self.db, move |c| {
+                            lifecycle::refund_accepted(c, id, &re.id)?;
+                            pay::log_only(c, &entry, Some(&no), "refund_accepted", "")
+                        })
+                        .await?;
+                    }
+                    Err(e) => {
+                        let final_no = matches!(e, PingppError::Api { status, .. } if (400..500).contains(&status));
+                        return self
+                            .refund_refused(id, no, Provider::Pingpp, e.to_string(), final_no)
+                            .await;
+                    }
+                }
+            }
+            None => {
+                return Err(ServiceError::Internal(format!(
+                    "provider {}",
+                    attempt.provider
+                )))
+            }
+        }
+        let out = refund.out_refund_no.clone();
+        run(&self.db, move |c| lifecycle::refund_by_no(c, &out))
+            .await?
+            .ok_or_else(|| ServiceError::Internal("refund vanished".into()))
+    }
+
+    /// The platform said no (`refused`: for good) or could not be reached (left Pending).
+    async fn refund_refused(
+        &self,
+        id: i32,
+        no: String,
+        provider: Provider,
+        why: String,
+        refused: bool,
+    ) -> Result<Refund, ServiceError> {
+        let entry = outbound(provider, "refund", why.clone());
+        let outcome = clip(&format!("refund_failed: {why}"), 64);
+        run(&self.db, move |c| {
+            if refused {
+                lifecycle::refund_failed(c, id, &outcome)?;
+            }
+            pay::log_only(c, &entry, Some(&no), &outcome, "")
+        })
+        .await?;
+        Err(ServiceError::Gateway(format!("refund: {why}")))
+    }
+
+    /// Asks the platform about a refund it accepted; completes it when done.
+    pub async fn query_refund(&self, refund: &Refund) -> Result<bool, ServiceError> {
+        let r = refund.clone();
+        let attempt = run(&self.db, move |c| lifecycle::refund_attempt(c, &r)).await?;
+        let (done, provider_ref, raw, provider) = match Provider::parse(&attempt.provider) {
+            Some(Provider::Wechat) => {
+                let ex = self
+                    .wxpay
+                    .refund_query(&refund.out_refund_no)
+                    .await
+                    .map_err(|e| ServiceError::Gateway(format!("refundquery: {e}")))?;
+                let status = ex
+                    .fields
+                    .get("refund_status_0")
+                    .cloned()
+                    .unwrap_or_default();
+                let id = ex.fields.get("refund_id_0").cloned().unwrap_or_default();
+                (status == "SUCCESS", id, ex.response, Provider::Wechat)
+            }
+            Some(Provider::Pingpp) => {
+                let ch = attempt.provider_ref.clone().unwrap_or_default();
+                let re = refund.provider_ref.clone().unwrap_or_default();
+                let (obj, raw) = self
+                    .pingpp
+                    .retrieve_refund(&ch, &re)
+                    .await
+                    .map_err(|e| ServiceError::Gateway(format!("retrieve refund: {e}")))?;
+                (obj.status == "succeeded", obj.id, raw, Provider::Pingpp)
+            }
+            None => {
+                return Err(ServiceError::Internal(format!(
+                    "provider {}",
+                    attempt.provider
+                )))
+            }
+        };
+        let entry = LogEntry {
+            raw_body: raw,
+            ..outbound(provider, "refund_query", String::new())
+        };
+        let key = format!("{provider}-refund:{provider_ref}");
+        let r = refund.clone();
+        let no = attempt.out_trade_no.clone();
+        if !done {
+            run(&self.db, move |c| {
+                pay::log_only(c, &entry, Some(&no), "refund_processing", "")
+            })
+            .await?;
+            return Ok(false);
+        }
+        run(&self.db, move |c| {
+            super::notify::apply_refund(c, &r, &provider_ref, &key, &entry, &no, "")
+        })
+        .await
+    }
+
+    /// The refund sweep: asks about every refund still processing.
+    pub async fn sweep_refunds(&self) -> Result<usize, ServiceError> {
+        let open = run(&self.db, |c| lifecycle::unfinished_refunds(c, 100)).await?;
+        let mut done = 0;
+        for r in &open {
+            match self.query_refund(r).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(e) => log::warn!("refund query of {} failed: {e}", r.out_refund_no),
+            }
+        }
+        Ok(done)
     }
 }

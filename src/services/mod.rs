@@ -4,6 +4,7 @@
 pub mod account;
 pub mod catalog;
 pub mod gateway;
+pub mod lifecycle;
 pub mod notify;
 pub mod order;
 pub mod pay;
@@ -31,6 +32,8 @@ pub enum ServiceError {
     OrderNotFound,
     #[error("order cannot be paid: {0}")]
     OrderNotPayable(&'static str),
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("payment platform: {0}")]
     Gateway(String),
     #[error("product {0} not found or not on sale")]

@@ -161,17 +161,7 @@ pub fn pingpp(
     };
     match event.kind.as_str() {
         "charge.succeeded" => {}
-        "refund.succeeded" => {
-            let reply = (200, "success".to_string());
-            pay::log_only(
-                conn,
-                &req.entry(Provider::Pingpp, "webhook", true),
-                None,
-                "refund_received",
-                &reply.1,
-            )?;
-            return Ok(reply);
-        }
+        "refund.succeeded" => return pingpp_refund(conn, req, &event.data.object),
         _ => return reject(conn, true, None, 400, "unknown_type"),
     }
     let charge: Charge = match serde_json::from_value(event.data.object.clone()) {
@@ -215,4 +205,165 @@ pub fn pingpp(
         &|a| reply(a).1,
     )?;
     Ok(reply(&applied))
+}
+
+/// Completes a refund the platform reports done, exactly once: the log row with
+/// `dedupe_key` first (a duplicate rolls back on the unique index), then the refund and the
+/// order. True when this call completed it.
+pub fn apply_refund(
+    conn: &mut Conn,
+    refund: &crate::models::refund::Refund,
+    provider_ref: &str,
+    dedupe_key: &str,
+    entry: &LogEntry,
+    out_trade_no: &str,
+    reply: &str,
+) -> Result<bool, ServiceError> {
+    use crate::models::pay as pay_rows;
+    let actor = format!("{} {}", entry.provider, entry.kind);
+    let row = |outcome: &str, key: Option<&str>| pay_rows::NewPayLog {
+        provider: entry.provider.as_str().into(),
+        kind: entry.kind.into(),
+        out_trade_no: Some(out_trade_no.to_string()),
+        order_id: Some(refund.order_id),
+        dedupe_key: key.map(str::to_string),
+        raw_body: entry.raw_body.clone(),
+        headers: entry.headers.clone(),
+        remote_addr: entry.remote_addr.clone(),
+        verified: entry.verified,
+        outcome: outcome.into(),
+        reply: reply.into(),
+        created_at: crate::models::now(),
+    };
+    let result = crate::db::write_tx(conn, |c| -> Result<bool, ServiceError> {
+        pay_rows::insert_log(c, &row("refund_processing", Some(dedupe_key)))?;
+        let done = super::lifecycle::complete_refund_in(c, refund, provider_ref, &actor)?;
+        let outcome = if done { "refunded" } else { "refund_duplicate" };
+        pay_rows::finish_log(c, dedupe_key, outcome, reply)?;
+        Ok(done)
+    });
+    match result {
+        Err(ServiceError::Db(e)) if crate::db::is_unique_violation(&e) => {
+            crate::db::write_tx(conn, |c| {
+                pay_rows::insert_log(c, &row("refund_duplicate", None))
+            })?;
+            Ok(false)
+        }
+        other => other,
+    }
+}
+
+/// Handles WeChat's refund notification (`req_info` encrypted, no `sign`); the XML reply.
+pub fn wechat_refund(
+    conn: &mut Conn,
+    m: &WechatMerchant,
+    req: &Inbound,
+) -> Result<String, ServiceError> {
+    let reject =
+        |conn: &mut Conn, verified: bool, no: Option<&str>, outcome: &str, reason: &str| {
+            let reply = wx::fail_reply(reason);
+            pay::log_only(
+                conn,
+                &req.entry(Provider::Wechat, "refund_notify", verified),
+                no,
+                outcome,
+                &reply,
+            )?;
+            Ok(reply)
+        };
+    let outer = match xml::parse(&req.body) {
+        Ok(f) => f,
+        Err(e) => {
+            return reject(
+                conn,
+                false,
+                None,
+                "malformed",
+                &format!("报文格式错误：{e}"),
+            )
+        }
+    };
+    let get = |k: &str| outer.get(k).cloned().unwrap_or_default();
+    if get("appid") != m.appid || get("mch_id") != m.mch_id {
+        return reject(conn, false, None, "wrong_merchant", "商户号不匹配");
+    }
+    // Only the holder of the API key can make req_info decrypt: that is the verification.
+    let inner = match crate::payment::wechat::refund::decrypt_req_info(&get("req_info"), &m.key) {
+        Ok(f) => f,
+        Err(_) => return reject(conn, false, None, "bad_req_info", "解密失败"),
+    };
+    let field = |k: &str| inner.get(k).cloned().unwrap_or_default();
+    let (no, out_refund_no, refund_id) = (
+        field("out_trade_no"),
+        field("out_refund_no"),
+        field("refund_id"),
+    );
+    let Some(refund) = super::lifecycle::refund_by_no(conn, &out_refund_no)? else {
+        return reject(conn, true, Some(&no), "unknown_refund", "退款单不存在");
+    };
+    let entry = req.entry(Provider::Wechat, "refund_notify", true);
+    let reply = wx::SUCCESS_REPLY.to_string();
+    if field("refund_status") != "SUCCESS" {
+        let status = field("refund_status");
+        super::lifecycle::refund_failed(conn, refund.id, &format!("微信退款 {status}"))?;
+        pay::log_only(
+            conn,
+            &entry,
+            Some(&no),
+            &format!("refund_{}", status.to_lowercase()),
+            &reply,
+        )?;
+        return Ok(reply);
+    }
+    if field("refund_fee") != refund.amount.to_string() {
+        return reject(
+            conn,
+            true,
+            Some(&no),
+            "refund_amount_mismatch",
+            "退款金额不匹配",
+        );
+    }
+    let key = format!("wechat-refund:{refund_id}");
+    apply_refund(conn, &refund, &refund_id, &key, &entry, &no, &reply)?;
+    Ok(reply)
+}
+
+/// A Ping++ `refund.succeeded` webhook (already verified by the caller).
+fn pingpp_refund(
+    conn: &mut Conn,
+    req: &Inbound,
+    object: &serde_json::Value,
+) -> Result<WebhookReply, ServiceError> {
+    let entry = req.entry(Provider::Pingpp, "webhook", true);
+    let refund: crate::payment::pingpp::Refund = match serde_json::from_value(object.clone()) {
+        Ok(r) => r,
+        Err(_) => {
+            pay::log_only(conn, &entry, None, "malformed", "fail: malformed")?;
+            return Ok((400, "fail: malformed".into()));
+        }
+    };
+    let no = refund.charge_order_no.clone();
+    let out_refund_no = refund.metadata["out_refund_no"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let found = super::lifecycle::refund_by_no(conn, &out_refund_no)?;
+    let Some(ours) = found.filter(|r| r.amount == refund.amount) else {
+        pay::log_only(
+            conn,
+            &entry,
+            Some(&no),
+            "unknown_refund",
+            "fail: unknown_refund",
+        )?;
+        return Ok((404, "fail: unknown_refund".into()));
+    };
+    if refund.status != "succeeded" {
+        pay::log_only(conn, &entry, Some(&no), "refund_not_succeeded", "success")?;
+        return Ok((200, "success".into()));
+    }
+    let key = format!("pingpp-refund:{}", refund.id);
+    apply_refund(conn, &ours, &refund.id, &key, &entry, &no, "success")?;
+    Ok((200, "success".into()))
 }

@@ -205,6 +205,15 @@ fn place_once(
     for (p, count) in &lines {
         order::insert_line(conn, order_id, p.id, *count)?;
     }
+    let placed = (0, OrderStatus::Unpaid.code());
+    crate::models::event::record(
+        conn,
+        order_id,
+        "placed",
+        Some(placed),
+        &format!("user {user_id}"),
+        &format!("{order_price}，{total_count} 件"),
+    )?;
     Ok(PlacedOrder {
         order_id,
         order_no: order_no.to_string(),

@@ -8,9 +8,11 @@
 
 use super::ServiceError;
 use crate::db::{self, Conn};
-use crate::domain::{AttemptStatus, Channel, Money, OrderStatus, Provider};
+use crate::domain::{AttemptStatus, Channel, Money, OrderStatus, Provider, RefundStatus};
+use crate::models::event;
 use crate::models::order::{self, PaidFields};
 use crate::models::pay::{self, NewAttempt, NewPayLog, PayAttempt};
+use crate::models::refund::{self as refunds, NewRefund};
 use crate::models::{now, product, Order};
 
 /// Most attempts per order: out_trade_no is the order number plus two digits.
@@ -292,7 +294,8 @@ pub fn apply_payment(
                 "",
             ),
         )?;
-        let applied = settle(c, &attempt, proof)?;
+        let actor = format!("{} {}", entry.provider, entry.kind);
+        let applied = settle(c, &attempt, proof, &actor)?;
         pay::finish_log(c, &key, applied.outcome(), &reply(&applied))?;
         Ok(applied)
     });
@@ -319,7 +322,12 @@ pub fn apply_payment(
 }
 
 /// The attempt and order transitions of one payment (inside the caller's transaction).
-fn settle(c: &mut Conn, attempt: &PayAttempt, proof: &Proof) -> Result<Applied, ServiceError> {
+fn settle(
+    c: &mut Conn,
+    attempt: &PayAttempt,
+    proof: &Proof,
+    actor: &str,
+) -> Result<Applied, ServiceError> {
     let from: Vec<i32> = AttemptStatus::ALL
         .into_iter()
         .filter(|s| s.succeed().is_some())
@@ -353,8 +361,22 @@ fn settle(c: &mut Conn, attempt: &PayAttempt, proof: &Proof) -> Result<Applied, 
         let o = order::find(c, attempt.order_id)?.ok_or(ServiceError::OrderNotFound)?;
         let status =
             OrderStatus::from_code(o.status).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let note = format!(
+            "{} {} {}",
+            channel.pay_name(),
+            Money::from_fen(attempt.amount),
+            proof.transaction_no
+        );
         if let Some(to) = status.pay() {
             if order::cas_paid(c, o.id, status.code(), to.code(), &paid)? {
+                event::record(
+                    c,
+                    o.id,
+                    "paid",
+                    Some((status.code(), to.code())),
+                    actor,
+                    &note,
+                )?;
                 return Ok(Applied::Paid { order_id: o.id });
             }
             continue;
@@ -365,23 +387,85 @@ fn settle(c: &mut Conn, attempt: &PayAttempt, proof: &Proof) -> Result<Applied, 
                 ServiceError::Internal("closed order refused a late payment".into())
             })?;
             if order::cas_paid(c, o.id, status.code(), to.code(), &paid)? {
-                return Ok(if reserved {
-                    Applied::LatePaid { order_id: o.id }
-                } else {
-                    Applied::PaidOutOfStock { order_id: o.id }
-                });
+                if reserved {
+                    event::record(
+                        c,
+                        o.id,
+                        "late_paid",
+                        Some((status.code(), to.code())),
+                        actor,
+                        &note,
+                    )?;
+                    return Ok(Applied::LatePaid { order_id: o.id });
+                }
+                out_of_stock_refund(c, attempt, actor, &note)?;
+                log::warn!(
+                    "order {} paid after closing and its stock is gone: refund pending",
+                    o.order_no
+                );
+                return Ok(Applied::PaidOutOfStock { order_id: o.id });
             }
             if reserved {
                 release(c, o.id)?;
             }
             continue;
         }
+        event::record(
+            c,
+            o.id,
+            "paid_twice",
+            None,
+            actor,
+            &format!("重复支付：{note}，需退款"),
+        )?;
+        log::warn!(
+            "order {} was paid twice ({})",
+            o.order_no,
+            attempt.out_trade_no
+        );
         return Ok(Applied::PaidTwice { order_id: o.id });
     }
     Err(ServiceError::Internal(format!(
         "order {} kept changing",
         attempt.order_id
     )))
+}
+
+/// A payment that came after the stock went elsewhere: a pending full refund for the admin
+/// to submit, and the event that raises the alert.
+fn out_of_stock_refund(
+    c: &mut Conn,
+    attempt: &PayAttempt,
+    actor: &str,
+    note: &str,
+) -> Result<(), ServiceError> {
+    let t = now();
+    refunds::insert(
+        c,
+        &NewRefund {
+            order_id: attempt.order_id,
+            attempt_id: attempt.id,
+            out_refund_no: &format!("{}R", attempt.out_trade_no),
+            amount: attempt.amount,
+            reason: "支付时库存已售罄，全额退款",
+            status: RefundStatus::Pending.code(),
+            created_at: t,
+            updated_at: t,
+        },
+    )?;
+    let s = (
+        OrderStatus::Closed.code(),
+        OrderStatus::PaidButOutOfStock.code(),
+    );
+    event::record(
+        c,
+        attempt.order_id,
+        "paid_out_of_stock",
+        Some(s),
+        actor,
+        &format!("{note}：库存不足，待退款"),
+    )?;
+    Ok(())
 }
 
 /// Reserves a closed order's stock again, all lines or none.

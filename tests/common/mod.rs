@@ -109,6 +109,9 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = run(listener, state.clone()).unwrap();
+        // The test's own copy reaches the platforms where the server does.
+        let mut state = state;
+        state.public_url = format!("http://127.0.0.1:{port}");
         tokio::spawn(server);
         let browser = reqwest::Client::builder()
             .cookie_store(true)

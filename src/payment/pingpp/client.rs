@@ -1,7 +1,7 @@
 //! The Ping++ client: charges create / retrieve / list with the secret key, and the merchant
 //! request signature when a merchant private key is configured.
 
-use super::objects::{ApiErrorBody, Charge, CreateCharge, ErrorEnvelope};
+use super::objects::{ApiErrorBody, Charge, CreateCharge, CreateRefund, ErrorEnvelope, Refund};
 use super::sign::request_signature;
 use rsa::RsaPrivateKey;
 
@@ -117,5 +117,42 @@ impl Pingpp {
             serde_json::from_str(&raw).map_err(|e| PingppError::BadResponse(e.to_string()))?;
         serde_json::from_value(v["data"].clone())
             .map_err(|e| PingppError::BadResponse(e.to_string()))
+    }
+
+    /// `POST /v1/charges/{id}/refunds`.
+    pub async fn create_refund(
+        &self,
+        charge_id: &str,
+        req: &CreateRefund,
+    ) -> Result<(Refund, String), PingppError> {
+        let body = serde_json::to_string(req).map_err(|e| PingppError::Transport(e.to_string()))?;
+        let raw = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/v1/charges/{charge_id}/refunds"),
+                Some(body),
+            )
+            .await?;
+        let refund = serde_json::from_str(&raw)
+            .map_err(|e| PingppError::BadResponse(format!("not a refund: {e}")))?;
+        Ok((refund, raw))
+    }
+
+    /// `GET /v1/charges/{id}/refunds/{re_id}`.
+    pub async fn retrieve_refund(
+        &self,
+        charge_id: &str,
+        refund_id: &str,
+    ) -> Result<(Refund, String), PingppError> {
+        let raw = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/v1/charges/{charge_id}/refunds/{refund_id}"),
+                None,
+            )
+            .await?;
+        let refund = serde_json::from_str(&raw)
+            .map_err(|e| PingppError::BadResponse(format!("not a refund: {e}")))?;
+        Ok((refund, raw))
     }
 }

@@ -106,3 +106,38 @@ pub struct ApiErrorBody {
 pub struct ErrorEnvelope {
     pub error: ApiErrorBody,
 }
+
+/// A Refund of a charge.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Refund {
+    pub id: String,
+    pub object: String,
+    pub order_no: String,
+    pub amount: i64,
+    pub created: i64,
+    pub succeed: bool,
+    pub status: String,
+    pub time_succeed: Option<i64>,
+    pub description: String,
+    pub failure_code: Option<String>,
+    pub failure_msg: Option<String>,
+    #[serde(default)]
+    pub metadata: Value,
+    pub charge: String,
+    pub charge_order_no: String,
+    pub transaction_no: Option<String>,
+    #[serde(default)]
+    pub extra: Value,
+    #[serde(default)]
+    pub funding_source: Option<String>,
+}
+
+/// `POST /v1/charges/{id}/refunds`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRefund {
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub metadata: Value,
+}

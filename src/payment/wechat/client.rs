@@ -17,6 +17,8 @@ pub struct WxPay {
     pub mch_id: String,
     pub key: String,
     pub sign_type: SignType,
+    /// A client carrying the merchant certificate, for `secapi` (live mode).
+    pub cert_http: Option<reqwest::Client>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +105,18 @@ fn params<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Params {
 impl WxPay {
     /// Signs and posts `params` to `path`, checks the answer's transport code, signature
     /// and business code.
-    async fn call(&self, path: &str, mut p: Params) -> Result<Exchange, WxError> {
+    async fn call(&self, path: &str, p: Params) -> Result<Exchange, WxError> {
+        self.call_with(path, p, false).await
+    }
+
+    /// As `call`; `client_cert` sends the request with the merchant's TLS client certificate
+    /// (the `secapi` paths).
+    pub(super) async fn call_with(
+        &self,
+        path: &str,
+        mut p: Params,
+        client_cert: bool,
+    ) -> Result<Exchange, WxError> {
         p.insert("appid".into(), self.appid.clone());
         p.insert("mch_id".into(), self.mch_id.clone());
         p.insert("nonce_str".into(), nonce());
@@ -114,8 +127,11 @@ impl WxPay {
         p.insert("sign".into(), s);
         let request = to_xml(&p);
         let url = format!("{}{}", self.base.trim_end_matches('/'), path);
-        let res = self
-            .http
+        let http = match (&self.cert_http, client_cert) {
+            (Some(c), true) => c,
+            _ => &self.http,
+        };
+        let res = http
             .post(&url)
             .header("content-type", "text/xml; charset=utf-8")
             .body(request.clone())

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod login;
 pub mod notify;
+pub mod refund;
 pub mod sign;
 pub mod xml;
 

@@ -39,6 +39,11 @@ fn predefined(name: &str) -> Option<char> {
 /// Parses `<xml>` with one level of children into a map. Nested elements are kept as their
 /// text only (WeChat never nests in v2).
 pub fn parse(body: &[u8]) -> Result<Params, XmlError> {
+    parse_root(body, "xml")
+}
+
+/// As `parse`, for a document whose root element is `root_name` (a refund's `<root>`).
+pub fn parse_root(body: &[u8], root_name: &str) -> Result<Params, XmlError> {
     if body.len() > MAX_BODY {
         return Err(XmlError::TooLarge);
     }
@@ -56,7 +61,7 @@ pub fn parse(body: &[u8]) -> Result<Params, XmlError> {
             Ok(Event::Start(e)) => {
                 depth += 1;
                 let name = e.name().as_ref().to_string();
-                if depth == 1 && name != "xml" {
+                if depth == 1 && name != root_name {
                     return Err(XmlError::Root);
                 }
                 if depth == 2 {

@@ -1,0 +1,100 @@
+//! `refund`: one row per refund request, unique by out_refund_no.
+
+use super::schema::refund;
+use crate::db::Conn;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refund)]
+pub struct Refund {
+    pub id: i32,
+    pub order_id: i32,
+    pub attempt_id: i32,
+    pub out_refund_no: String,
+    pub amount: i64,
+    pub reason: String,
+    pub status: i32,
+    pub provider_ref: Option<String>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = refund)]
+pub struct NewRefund<'a> {
+    pub order_id: i32,
+    pub attempt_id: i32,
+    pub out_refund_no: &'a str,
+    pub amount: i64,
+    pub reason: &'a str,
+    pub status: i32,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+pub fn insert(conn: &mut Conn, r: &NewRefund<'_>) -> QueryResult<Refund> {
+    diesel::insert_into(refund::table).values(r).execute(conn)?;
+    refund::table
+        .filter(refund::out_refund_no.eq(r.out_refund_no))
+        .select(Refund::as_select())
+        .first(conn)
+}
+
+pub fn find_by_no(conn: &mut Conn, out_refund_no: &str) -> QueryResult<Option<Refund>> {
+    refund::table
+        .filter(refund::out_refund_no.eq(out_refund_no))
+        .select(Refund::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn of_order(conn: &mut Conn, order_id: i32) -> QueryResult<Vec<Refund>> {
+    refund::table
+        .filter(refund::order_id.eq(order_id))
+        .order(refund::id.asc())
+        .select(Refund::as_select())
+        .load(conn)
+}
+
+/// Compare-and-set of a refund's status (and the platform's refund id when given).
+pub fn cas(
+    conn: &mut Conn,
+    id: i32,
+    from: &[i32],
+    to: i32,
+    provider_ref: Option<&str>,
+) -> QueryResult<bool> {
+    let target = refund::table
+        .filter(refund::id.eq(id))
+        .filter(refund::status.eq_any(from));
+    let rows = match provider_ref {
+        Some(r) => diesel::update(target)
+            .set((
+                refund::status.eq(to),
+                refund::provider_ref.eq(r),
+                refund::updated_at.eq(super::now()),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((refund::status.eq(to), refund::updated_at.eq(super::now())))
+            .execute(conn)?,
+    };
+    Ok(rows == 1)
+}
+
+/// Refunds in a status, oldest first (the sweep re-asks about unfinished ones).
+pub fn in_status(conn: &mut Conn, status: i32, limit: i64) -> QueryResult<Vec<Refund>> {
+    refund::table
+        .filter(refund::status.eq(status))
+        .order(refund::id.asc())
+        .limit(limit)
+        .select(Refund::as_select())
+        .load(conn)
+}
+
+pub fn count_in_status(conn: &mut Conn, status: i32) -> QueryResult<i64> {
+    refund::table
+        .filter(refund::status.eq(status))
+        .count()
+        .get_result(conn)
+}
