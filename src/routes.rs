@@ -1,7 +1,7 @@
 //! The one table of every route.
 
 use crate::config::PayMode;
-use crate::controllers::{api, error, home, notify, sandbox, session};
+use crate::controllers::{admin, api, error, home, notify, sandbox, session};
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
@@ -125,6 +125,55 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
             .route("/home/order/status", web::post().to(home::pay::status))
             .route("/home/order/payresult", web::get().to(home::pay::payresult))
             .route("/healthz", web::get().to(healthz))
+            .route("/admin/login", web::get().to(admin::auth::login_form))
+            .route("/admin/login", web::post().to(admin::auth::login))
+            .route("/admin/logout", web::post().to(admin::auth::logout))
+            .route("/admin", web::get().to(admin::orders::dashboard))
+            .route("/admin/orders", web::get().to(admin::orders::list))
+            .route("/admin/orders.csv", web::get().to(admin::orders::csv))
+            .route("/admin/orders/{id}", web::get().to(admin::orders::detail))
+            .route(
+                "/admin/orders/{id}/query",
+                web::post().to(admin::orders::requery),
+            )
+            .route(
+                "/admin/orders/{id}/close",
+                web::post().to(admin::orders::close),
+            )
+            .route(
+                "/admin/orders/{id}/deliver",
+                web::post().to(admin::orders::deliver),
+            )
+            .route(
+                "/admin/orders/{id}/refund",
+                web::post().to(admin::orders::refund),
+            )
+            .route(
+                "/admin/orders/{id}/refunds/{rid}/submit",
+                web::post().to(admin::orders::submit_refund),
+            )
+            .route("/admin/paylog", web::get().to(admin::paylog::list))
+            .route("/admin/products", web::get().to(admin::products::list))
+            .route(
+                "/admin/products/new",
+                web::get().to(admin::products::new_form),
+            )
+            .route(
+                "/admin/products/new",
+                web::post().to(admin::products::create),
+            )
+            .route(
+                "/admin/products/{id}/edit",
+                web::get().to(admin::products::edit_form),
+            )
+            .route(
+                "/admin/products/{id}/edit",
+                web::post().to(admin::products::update),
+            )
+            .route(
+                "/admin/products/{id}/stock",
+                web::post().to(admin::products::stock),
+            )
             .service(actix_files::Files::new("/static", "static").use_etag(true))
             .default_service(web::to(page_not_found)),
     );

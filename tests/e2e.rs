@@ -84,3 +84,28 @@ async fn a_real_browser_reaches_the_success_page_by_itself() {
     assert_eq!(order.status, 2);
     assert_eq!(order.pay_channel.as_deref(), Some("wx_pub_qr"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_in_a_real_browser_filters_orders_and_opens_one() {
+    let app = TestApp::spawn().await;
+    let (_, paid_no) = app.paid_wechat_order("browser-admin").await;
+    app.unpaid_order("browser-unpaid").await;
+    let cred = jiesuan::validators::Credentials {
+        username: "chief".into(),
+        password: "chief-pass-1".into(),
+    };
+    jiesuan::services::account::register(&mut app.conn(), &cred, jiesuan::domain::Scope::Admin)
+        .unwrap();
+    let url = app.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            "node",
+            &["admin_flow.mjs", &url, "chief", "chief-pass-1", &paid_no],
+        )
+    })
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(v["rows"], 1);
+    assert!(v["timeline"].as_i64().unwrap() >= 3, "{v}");
+}

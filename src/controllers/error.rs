@@ -123,6 +123,8 @@ pub async fn api_errors(
 pub enum PageError {
     /// Not logged in: go to the login page and come back to `next` afterwards.
     LoginRequired { next: String },
+    /// Not an admin: go to the admin login page.
+    AdminLoginRequired { next: String },
     /// An error page with this status and message.
     Show {
         status: StatusCode,
@@ -176,7 +178,9 @@ impl PageError {
 impl fmt::Display for PageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PageError::LoginRequired { next } => write!(f, "login required for {next}"),
+            PageError::LoginRequired { next } | PageError::AdminLoginRequired { next } => {
+                write!(f, "login required for {next}")
+            }
             PageError::Show {
                 status, message, ..
             } => write!(f, "{status} {message}"),
@@ -205,24 +209,17 @@ impl From<ServiceError> for PageError {
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
-            PageError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            PageError::LoginRequired { .. } | PageError::AdminLoginRequired { .. } => {
+                StatusCode::SEE_OTHER
+            }
             PageError::Show { status, .. } => *status,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            PageError::LoginRequired { next } => {
-                let to = format!(
-                    "/home/login?next={}",
-                    serde_urlencoded::to_string([("", next)])
-                        .map(|s| s.trim_start_matches('=').to_string())
-                        .unwrap_or_default()
-                );
-                HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, to))
-                    .finish()
-            }
+            PageError::LoginRequired { next } => login_redirect("/home/login", next),
+            PageError::AdminLoginRequired { next } => login_redirect("/admin/login", next),
             PageError::Show {
                 status,
                 title,
@@ -238,6 +235,13 @@ impl ResponseError for PageError {
             }
         }
     }
+}
+
+fn login_redirect(login: &str, next: &str) -> HttpResponse {
+    let next = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("{login}?{next}")))
+        .finish()
 }
 
 /// Renders `error.html` for every `PageError`, and for bare 404s of unknown pages.

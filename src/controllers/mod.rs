@@ -1,6 +1,7 @@
 //! Thin handlers: extract, turn the DTO into a command, call one service, answer with a page,
 //! a redirect or JSON. May import services, validators and views.
 
+pub mod admin;
 pub mod api;
 pub mod error;
 pub mod home;

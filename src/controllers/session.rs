@@ -32,6 +32,9 @@ pub struct SessionData {
     pub csrf: String,
     /// Unix seconds when issued.
     pub iat: i64,
+    /// Logged in through /admin/login as a scope-32 user.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl SessionData {
@@ -41,6 +44,7 @@ impl SessionData {
             name: None,
             csrf: hex::encode(rand::thread_rng().gen::<[u8; 16]>()),
             iat: chrono::Utc::now().timestamp(),
+            admin: false,
         }
     }
 }
@@ -104,6 +108,15 @@ impl Session {
         self.req.extensions_mut().insert(SessionWrite(d));
     }
 
+    /// Logs an admin in (scope 32 checked by the caller).
+    pub fn login_admin(&self, uid: i32, name: &str) {
+        let mut d = SessionData::fresh();
+        d.uid = Some(uid);
+        d.name = Some(name.to_string());
+        d.admin = true;
+        self.req.extensions_mut().insert(SessionWrite(d));
+    }
+
     pub fn logout(&self) {
         self.req
             .extensions_mut()
@@ -148,6 +161,38 @@ impl FromRequest for Shopper {
                     .path_and_query()
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| "/".into()),
+            }),
+        })
+    }
+}
+
+/// A logged-in admin; taking it as a parameter requires an admin session. Anonymous users
+/// and shoppers go to the admin login page.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub id: i32,
+    pub name: String,
+    pub session: Session,
+}
+
+impl FromRequest for Admin {
+    type Error = PageError;
+    type Future = Ready<Result<Admin, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = Session::load(req);
+        ready(match (session.data.uid, session.data.admin) {
+            (Some(id), true) => Ok(Admin {
+                id,
+                name: session.data.name.clone().unwrap_or_default(),
+                session,
+            }),
+            _ => Err(PageError::AdminLoginRequired {
+                next: req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "/admin".into()),
             }),
         })
     }

@@ -93,3 +93,45 @@ pub fn release_stock(conn: &mut Conn, id: i32, n: i32) -> QueryResult<usize> {
         .set(products::stock.eq(products::stock + n))
         .execute(conn)
 }
+
+/// Adds `delta` (may be negative) to the stock unless that would go below zero: a change
+/// that races with orders, never an overwrite. True when applied.
+pub fn adjust_stock(conn: &mut Conn, id: i32, delta: i32) -> QueryResult<bool> {
+    let rows = diesel::update(
+        products::table
+            .filter(products::id.eq(id))
+            .filter(products::stock.ge(-delta)),
+    )
+    .set((
+        products::stock.eq(products::stock + delta),
+        products::updated_at.eq(super::now()),
+    ))
+    .execute(conn)?;
+    Ok(rows == 1)
+}
+
+/// Everything, on sale or not, by id.
+pub fn all(conn: &mut Conn) -> QueryResult<Vec<Product>> {
+    products::table
+        .order(products::id.asc())
+        .select(Product::as_select())
+        .load(conn)
+}
+
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = products)]
+pub struct ProductChanges<'a> {
+    pub name: &'a str,
+    pub price: i64,
+    pub main_img_url: &'a str,
+    pub summary: &'a str,
+    pub on_sale: bool,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+pub fn update(conn: &mut Conn, id: i32, c: &ProductChanges<'_>) -> QueryResult<bool> {
+    Ok(diesel::update(products::table.find(id))
+        .set(c)
+        .execute(conn)?
+        == 1)
+}

@@ -72,6 +72,56 @@ pub fn login(conn: &mut Conn, cred: &Credentials) -> Result<User, ServiceError> 
     }
 }
 
+/// Failed logins allowed before the account starts to wait.
+const FREE_FAILURES: i32 = 3;
+/// Longest wait after repeated failures.
+const MAX_LOCK_SECONDS: i64 = 300;
+
+/// The wait after `failures` failed logins in a row: 0 for the first few, then doubling.
+pub fn lock_seconds(failures: i32) -> i64 {
+    if failures < FREE_FAILURES {
+        return 0;
+    }
+    let exp = u32::try_from(failures - FREE_FAILURES).unwrap_or(0).min(16);
+    (1i64 << exp).min(MAX_LOCK_SECONDS)
+}
+
+/// Login with a growing delay after repeated failures (kept in the database, so every
+/// instance enforces it). `require_admin`: only scope-32 users get in.
+pub fn login_guarded(
+    conn: &mut Conn,
+    cred: &Credentials,
+    require_admin: bool,
+) -> Result<User, ServiceError> {
+    let t = now();
+    if let Some(u) = user::find_by_username(conn, &cred.username)? {
+        if let Some(until) = u.locked_until.filter(|until| *until > t) {
+            let wait = (until - t).num_seconds().max(1);
+            return Err(ServiceError::Refused(format!(
+                "尝试次数过多，请 {wait} 秒后再试"
+            )));
+        }
+    }
+    match login(conn, cred) {
+        Ok(u) if require_admin && u.scope != Scope::Admin.code() => Err(ServiceError::Forbidden),
+        Ok(u) => {
+            if u.failed_logins > 0 {
+                user::reset_failed_logins(conn, u.id)?;
+            }
+            Ok(u)
+        }
+        Err(ServiceError::BadCredentials) => {
+            if let Some(u) = user::find_by_username(conn, &cred.username)? {
+                let wait = lock_seconds(u.failed_logins + 1);
+                let until = (wait > 0).then(|| t + chrono::Duration::seconds(wait));
+                user::record_failed_login(conn, u.id, until)?;
+            }
+            Err(ServiceError::BadCredentials)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub fn find(conn: &mut Conn, id: i32) -> Result<Option<User>, ServiceError> {
     Ok(user::find(conn, id)?)
 }
@@ -157,4 +207,13 @@ pub fn save_address(conn: &mut Conn, user_id: i32, a: &AddressCmd) -> Result<(),
         other => other?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_wait_grows_after_three_failures() {
+        let waits: Vec<i64> = (1..=12).map(super::lock_seconds).collect();
+        assert_eq!(waits, vec![0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
+    }
 }

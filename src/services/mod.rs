@@ -2,6 +2,7 @@
 //! here. Services are synchronous, take `&mut Conn`, and import neither actix nor tera.
 
 pub mod account;
+pub mod admin;
 pub mod catalog;
 pub mod gateway;
 pub mod lifecycle;

@@ -2,6 +2,8 @@
 //! Amounts arrive here already formatted (`¥12.30`), times in Asia/Shanghai.
 //! May import domain and serde only.
 
+pub mod admin;
+
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -479,3 +479,47 @@ impl TestApp {
             .unwrap()
     }
 }
+
+impl TestApp {
+    /// Creates an admin `boss` and logs the browser client in as it.
+    pub async fn admin_login(&self) {
+        let cred = jiesuan::validators::Credentials {
+            username: "boss".into(),
+            password: "boss-pass-123".into(),
+        };
+        jiesuan::services::account::register(
+            &mut self.conn(),
+            &cred,
+            jiesuan::domain::Scope::Admin,
+        )
+        .unwrap();
+        let token = self.pc_csrf("/admin/login").await;
+        let (status, location, _) = self
+            .pc_post(
+                "/admin/login",
+                &[
+                    ("csrf", &token),
+                    ("username", "boss"),
+                    ("password", "boss-pass-123"),
+                    ("next", "/admin"),
+                ],
+            )
+            .await;
+        assert_eq!((status, location.as_str()), (303, "/admin"));
+    }
+
+    /// A paid mini-program order (WeChat NATIVE through the sandbox): (order id, order no).
+    pub async fn paid_wechat_order(&self, code: &str) -> (i32, String) {
+        let (token, id, no) = self.unpaid_order(code).await;
+        let v: Value = self
+            .post_json("/api/v1/pay/native", &token, &json!({ "id": id }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        self.sandbox_pay(json!({ "out_trade_no": v["out_trade_no"] }))
+            .await;
+        self.wait_for_status(id, 2).await;
+        (id, no)
+    }
+}

@@ -60,7 +60,7 @@ pub async fn login(
     let form: AccountForm = csrf_form(&session, &body)?;
     let next = safe_next(&form.next, "/");
     let errors = match form.login() {
-        Ok(cred) => match db(&state, move |c| account::login(c, &cred)).await {
+        Ok(cred) => match db(&state, move |c| account::login_guarded(c, &cred, false)).await {
             Ok(user) => {
                 let name = user
                     .username
@@ -72,6 +72,7 @@ pub async fn login(
             Err(ServiceError::BadCredentials) => {
                 BTreeMap::from([("form".to_string(), "用户名或密码错误".to_string())])
             }
+            Err(ServiceError::Refused(why)) => BTreeMap::from([("form".to_string(), why)]),
             Err(e) => return Err(e.into()),
         },
         Err(errors) => errors,

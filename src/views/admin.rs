@@ -1,0 +1,236 @@
+//! Page structs of the admin console (`templates/admin/*.html`). Amounts are formatted
+//! (`¥12.30`), times are Asia/Shanghai strings.
+
+use super::{AddressView, Form, LineView, Page};
+use serde::Serialize;
+
+macro_rules! page {
+    ($ty:ty, $file:literal) => {
+        impl Page for $ty {
+            const TEMPLATE: &'static str = $file;
+        }
+    };
+}
+
+/// What every admin page's layout (`admin/base.html`) needs.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct AdminLayout {
+    /// The admin's name (shown with a logout button: POST /admin/logout with `csrf`).
+    pub admin: String,
+    pub csrf: String,
+    /// A one-line notice after an action ("退款已提交").
+    pub flash: Option<String>,
+    /// Alarms for the banner on every admin page (callbacks failing, orders paid without stock).
+    pub alarms: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminLoginPage {
+    pub csrf: String,
+    /// Values: `username`; errors: `username`, `password`, `form` (whole-form message).
+    pub form: Form,
+    pub next: String,
+}
+page!(AdminLoginPage, "admin/login.html");
+
+/// One order in a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminOrderRow {
+    pub id: i32,
+    pub order_no: String,
+    pub created_at: String,
+    pub user: String,
+    pub snap_name: String,
+    pub total_count: i32,
+    pub total: String,
+    pub status: i32,
+    pub status_label: String,
+    pub pay_name: String,
+    pub paid_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DashboardPage {
+    pub layout: AdminLayout,
+    /// Today (Asia/Shanghai): orders placed, amount paid, unpaid now, closed, refunds.
+    pub today: String,
+    pub orders_today: i64,
+    pub paid_today: String,
+    pub unpaid: i64,
+    pub closed_today: i64,
+    pub refunds_today: i64,
+    /// Callbacks failing (the /healthz alarm): explanation, or None.
+    pub callback_alarm: Option<String>,
+    /// Orders paid after their stock was gone, waiting for a refund.
+    pub out_of_stock: Vec<AdminOrderRow>,
+}
+page!(DashboardPage, "admin/dashboard.html");
+
+/// A `<select>` option.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// `/admin/orders`: GET form `#order-filter` with fields status (select), from, to
+/// (dates), order_no, user, channel (select), min, max (yuan); the list; totals; pages.
+#[derive(Debug, Serialize)]
+pub struct OrdersListPage {
+    pub layout: AdminLayout,
+    /// The filter as typed (`from`, `to`, `order_no`, `user`, `min`, `max`); errors by field.
+    pub filter: Form,
+    pub statuses: Vec<Choice>,
+    pub channels: Vec<Choice>,
+    pub orders: Vec<AdminOrderRow>,
+    pub total_count: i64,
+    /// Sum paid over the whole filtered set.
+    pub total_paid: String,
+    pub page: i64,
+    pub pages: i64,
+    pub prev_url: Option<String>,
+    pub next_url: Option<String>,
+    /// The same filter as CSV.
+    pub csv_url: String,
+}
+page!(OrdersListPage, "admin/orders.html");
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub out_trade_no: String,
+    pub provider: String,
+    pub channel: String,
+    pub amount: String,
+    pub status_label: String,
+    pub provider_ref: String,
+    pub transaction_no: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundRow {
+    pub id: i32,
+    pub out_refund_no: String,
+    pub amount: String,
+    pub reason: String,
+    pub status: i32,
+    pub status_label: String,
+    pub provider_ref: String,
+    pub created_at: String,
+    /// Recorded but never sent (e.g. a payment without stock): a 提交退款 button,
+    /// POST /admin/orders/{order}/refunds/{id}/submit.
+    pub submittable: bool,
+}
+
+/// One line of the order's timeline: a status change, a notification or call, a refund.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub at: String,
+    /// `event`, `notify`, `webhook`, `query`, `create`, `close`, `refund`…
+    pub kind: String,
+    pub title: String,
+    pub actor: String,
+    pub detail: String,
+    /// Inbound/outbound logs only: the raw body (shown escaped in a <pre>), verification,
+    /// and the reply sent.
+    pub raw: Option<String>,
+    pub verified: Option<bool>,
+    pub reply: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderDetailPage {
+    pub layout: AdminLayout,
+    pub order: AdminOrderRow,
+    pub user_id: i32,
+    pub transaction_no: String,
+    pub expires_at: String,
+    pub closed_at: String,
+    pub lines: Vec<LineView>,
+    pub address: Option<AddressView>,
+    pub attempts: Vec<AttemptRow>,
+    pub refunds: Vec<RefundRow>,
+    pub timeline: Vec<TimelineEntry>,
+    /// Actions, each a POST form with `csrf` to `/admin/orders/{id}/…`:
+    /// `query` (重新查询), `close` (关闭订单), `deliver` (标记发货),
+    /// `refund` (fields: amount in yuan, reason, out_refund_no hidden).
+    pub can_close: bool,
+    pub can_deliver: bool,
+    pub can_refund: bool,
+    /// Still refundable, e.g. `¥12.30` (for the refund form's hint and default).
+    pub refundable: String,
+    pub refundable_yuan: String,
+    /// Made at render: a resubmitted form is the same refund.
+    pub out_refund_no: String,
+    /// The refund form as typed, with errors (`amount`, `reason`).
+    pub refund_form: Form,
+}
+page!(OrderDetailPage, "admin/order.html");
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PayLogRow {
+    pub id: i32,
+    pub at: String,
+    pub provider: String,
+    pub kind: String,
+    pub out_trade_no: String,
+    /// Link to `/admin/orders/{order_id}` when known.
+    pub order_id: Option<i32>,
+    pub verified: bool,
+    pub outcome: String,
+    pub remote_addr: String,
+    pub raw: String,
+    pub reply: String,
+}
+
+/// `/admin/paylog`: GET form `#paylog-filter` with provider, verified (yes/no), outcome.
+#[derive(Debug, Serialize)]
+pub struct PayLogPage {
+    pub layout: AdminLayout,
+    pub filter: Form,
+    pub providers: Vec<Choice>,
+    pub verified: Vec<Choice>,
+    pub rows: Vec<PayLogRow>,
+    pub page: i64,
+    pub pages: i64,
+    pub prev_url: Option<String>,
+    pub next_url: Option<String>,
+}
+page!(PayLogPage, "admin/paylog.html");
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminProductRow {
+    pub id: i32,
+    pub name: String,
+    pub price: String,
+    pub stock: i32,
+    pub main_img_url: String,
+    pub on_sale: bool,
+}
+
+/// `/admin/products`: the list, each with an edit link `/admin/products/{id}/edit` and a
+/// stock form POST `/admin/products/{id}/stock` (field `delta`, may be negative).
+#[derive(Debug, Serialize)]
+pub struct ProductsPage {
+    pub layout: AdminLayout,
+    pub products: Vec<AdminProductRow>,
+    /// A stock change that was refused, by product id.
+    pub stock_error: Option<String>,
+}
+page!(ProductsPage, "admin/products.html");
+
+/// Create (`/admin/products/new`) or edit (`/admin/products/{id}/edit`): POST to `action`
+/// with name, price (yuan), main_img_url, summary, on_sale (checkbox, value "1"), and for a
+/// new product `stock`.
+#[derive(Debug, Serialize)]
+pub struct ProductFormPage {
+    pub layout: AdminLayout,
+    pub title: String,
+    pub action: String,
+    pub is_new: bool,
+    pub form: Form,
+    /// Images under /static/img/products the form can offer.
+    pub images: Vec<String>,
+}
+page!(ProductFormPage, "admin/product_form.html");
