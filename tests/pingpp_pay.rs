@@ -313,8 +313,9 @@ async fn forged_or_wrong_webhooks_are_rejected_and_change_nothing() {
     );
     assert!(app.pay_logs(id).iter().all(|l| !l.3));
 
+    // A refund event must carry a Refund, not a Charge.
     let refund = event_for(&app, id, |e| e["type"] = json!("refund.succeeded")).await;
-    assert_eq!(webhook(&app, &refund, signed(&refund)).await, 200);
+    assert_eq!(webhook(&app, &refund, signed(&refund)).await, 400);
     // The genuine one still works afterwards.
     assert_eq!(webhook(&app, &good, signed(&good)).await, 200);
     assert_eq!(order_status(&app, id), 2);
