@@ -32,6 +32,8 @@ pub struct AppState {
     pub merchant_key: Option<RsaPrivateKey>,
     /// Carries the WeChat merchant certificate for `secapi` (refunds), when configured.
     pub wechat_cert_http: Option<reqwest::Client>,
+    /// QR codes rendered once per content (a pay page's QR never changes).
+    pub qr_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<str>>>>,
     /// The sandbox platforms (sandbox mode only; set by `run`, which knows the URL).
     pub sandbox: Option<Arc<Sandbox>>,
 }
@@ -221,6 +223,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         pingpp_public_key,
         merchant_key,
         wechat_cert_http,
+        qr_cache: Arc::default(),
         sandbox: None,
     })
 }
@@ -260,6 +263,15 @@ pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, Startup
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .wrap(middleware::Compress::default())
             .configure(|cfg| crate::routes::configure(cfg, mode))
+    })
+    // Small responses (a 2 KB file, a JSON status) go out at once instead of waiting for
+    // the peer's delayed ACK (Nagle: 40 ms stalls).
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Err(e) = tcp.set_nodelay(true) {
+                log::debug!("set_nodelay: {e}");
+            }
+        }
     })
     .listen(listener)?
     .run();

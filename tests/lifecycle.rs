@@ -386,3 +386,23 @@ async fn duplicate_refund_notifications_complete_the_refund_once() {
     let events = jiesuan::models::event::of_order(&mut app.conn(), id).unwrap();
     assert_eq!(events.iter().filter(|e| e.kind == "refunded").count(), 1);
 }
+
+#[tokio::test]
+async fn the_sweep_backs_off_from_attempts_that_stay_unpaid() {
+    let mut config = test_config(&common::fresh_database_url());
+    config.query_pending_after_seconds = 0;
+    let app = TestApp::spawn_on(config).await;
+    let (_, id, _, _) = native_order(&app, "never-pays", 2).await;
+    let gw = app.state.gateway();
+    assert_eq!(gw.sweep(chrono::Duration::zero()).await.unwrap(), 0);
+    let a = app.attempts(id).pop().unwrap();
+    assert_eq!(a.query_count, 1);
+    assert!(a.next_query_at.unwrap() > jiesuan::models::now() + chrono::Duration::seconds(20));
+    let queries = |app: &TestApp| app.pay_logs(id).iter().filter(|l| l.0 == "query").count();
+    assert_eq!(queries(&app), 1);
+    // The next sweeps leave it alone until its backoff runs out.
+    gw.sweep(chrono::Duration::zero()).await.unwrap();
+    gw.sweep(chrono::Duration::zero()).await.unwrap();
+    assert_eq!(queries(&app), 1);
+    assert_eq!(app.attempts(id).pop().unwrap().query_count, 1);
+}

@@ -238,3 +238,11 @@ pub fn lock_in_status(conn: &mut Conn, id: i32, status: &[i32]) -> QueryResult<b
     .execute(conn)?;
     Ok(rows == 1)
 }
+
+/// Takes the order row's write lock for the rest of the transaction (MySQL, PostgreSQL;
+/// SQLite's BEGIN IMMEDIATE already holds the database's).
+pub fn touch(conn: &mut Conn, id: i32) -> QueryResult<usize> {
+    diesel::update(orders::table.filter(orders::id.eq(id)))
+        .set(orders::updated_at.eq(super::now()))
+        .execute(conn)
+}

@@ -21,6 +21,8 @@ pub struct PayAttempt {
     pub expires_at: chrono::NaiveDateTime,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    pub query_count: i32,
+    pub next_query_at: Option<chrono::NaiveDateTime>,
 }
 
 #[derive(Debug, Insertable)]
@@ -88,6 +90,16 @@ pub fn set_prepared(
         .execute(conn)
 }
 
+/// Records a query that found no payment and when to ask next.
+pub fn backoff(conn: &mut Conn, id: i32, next: chrono::NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(pay_attempt::table.find(id))
+        .set((
+            pay_attempt::query_count.eq(pay_attempt::query_count + 1),
+            pay_attempt::next_query_at.eq(next),
+        ))
+        .execute(conn)
+}
+
 /// Compare-and-set of an attempt's status; true when this call moved it.
 pub fn cas_attempt(
     conn: &mut Conn,
@@ -117,16 +129,23 @@ pub fn cas_attempt(
     Ok(rows == 1)
 }
 
-/// Attempts in `status` created before `before`, oldest first.
-pub fn attempts_in_status_before(
+/// Attempts in `status` due for a query at `now`: never asked and created before `before`,
+/// or whose backoff has run out. Oldest first.
+pub fn attempts_due(
     conn: &mut Conn,
     status: i32,
     before: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<PayAttempt>> {
     pay_attempt::table
         .filter(pay_attempt::status.eq(status))
-        .filter(pay_attempt::created_at.lt(before))
+        .filter(
+            pay_attempt::next_query_at
+                .is_null()
+                .and(pay_attempt::created_at.lt(before))
+                .or(pay_attempt::next_query_at.le(now)),
+        )
         .order(pay_attempt::id.asc())
         .limit(limit)
         .select(PayAttempt::as_select())

@@ -100,6 +100,8 @@ diesel::table! {
         expires_at -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        query_count -> Integer,
+        next_query_at -> Nullable<Timestamp>,
     }
 }
 

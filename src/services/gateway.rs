@@ -380,11 +380,17 @@ impl Gateway {
         let stale = run(&self.db, move |c| pay::stale_pending(c, age, 100)).await?;
         let mut paid = 0;
         for a in stale.iter().filter(|a| a.provider_ref.is_some()) {
-            match self.query_attempt(a).await {
-                Ok(Some(_)) => paid += 1,
-                Ok(None) => {}
-                Err(e) => log::warn!("sweep: query of {} failed: {e}", a.out_trade_no),
+            let outcome = self.query_attempt(a).await;
+            if let Ok(Some(_)) = outcome {
+                paid += 1;
+                continue;
             }
+            if let Err(e) = &outcome {
+                log::warn!("sweep: query of {} failed: {e}", a.out_trade_no);
+            }
+            // Not paid, or the platform did not answer: back off before asking again.
+            let attempt = a.clone();
+            run(&self.db, move |c| pay::queried_unpaid(c, &attempt)).await?;
         }
         Ok(paid)
     }

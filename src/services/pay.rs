@@ -1,9 +1,9 @@
 //! Payment bookkeeping in the database: attempts, the payment log, and the one function that
 //! turns a verified payment into a paid order — whether a notification or a query found it.
 //!
-//! Exactly once: the log row of a payment carries a unique dedupe key (`provider:transaction`)
-//! and is inserted first, in the same transaction as the compare-and-set of the attempt and
-//! the order. A second delivery, concurrent or late, on any instance, hits the unique index,
+//! Exactly once: the log row of a payment carries a unique dedupe key (`provider:payment id`)
+//! and is inserted in the same transaction as the compare-and-set of the attempt and the
+//! order. A second delivery, concurrent or late, on any instance, hits the unique index,
 //! rolls back, and is logged as a duplicate that changed nothing.
 
 use super::ServiceError;
@@ -282,21 +282,19 @@ pub fn apply_payment(
             log(c, &a, None)?;
             return Ok(a);
         }
-        // First write: the dedupe row. A duplicate blocks here until the first commits,
-        // then fails on the unique index and rolls back.
-        pay::insert_log(
-            c,
-            &entry.row(
-                Some(&proof.out_trade_no),
-                Some(attempt.order_id),
-                Some(&key),
-                "processing",
-                "",
-            ),
-        )?;
         let actor = format!("{} {}", entry.provider, entry.kind);
         let applied = settle(c, &attempt, proof, &actor)?;
-        pay::finish_log(c, &key, applied.outcome(), &reply(&applied))?;
+        // The log row carries the unique dedupe key and is written last, with its outcome:
+        // a duplicate running beside the first waits on the attempt's row, finds nothing
+        // left to move, then fails on the unique index and rolls back whole.
+        let row = entry.row(
+            Some(&proof.out_trade_no),
+            Some(attempt.order_id),
+            Some(&key),
+            applied.outcome(),
+            &reply(&applied),
+        );
+        pay::insert_log(c, &row)?;
         Ok(applied)
     });
     match result {
@@ -328,6 +326,10 @@ fn settle(
     proof: &Proof,
     actor: &str,
 ) -> Result<Applied, ServiceError> {
+    // Lock the order row before the attempt's: the timeout close takes them in that order,
+    // and the same order everywhere means a payment racing a close waits instead of
+    // deadlocking.
+    order::touch(c, attempt.order_id)?;
     let from: Vec<i32> = AttemptStatus::ALL
         .into_iter()
         .filter(|s| s.succeed().is_some())
@@ -505,18 +507,37 @@ pub fn pending_attempts(conn: &mut Conn, order_id: i32) -> Result<Vec<PayAttempt
         .collect())
 }
 
-/// Pending attempts older than `age`, for the reconciliation sweep.
+/// Pending attempts due for the reconciliation sweep: older than `age` and not asked
+/// recently (see `backoff_after`).
 pub fn stale_pending(
     conn: &mut Conn,
     age: chrono::Duration,
     limit: i64,
 ) -> Result<Vec<PayAttempt>, ServiceError> {
-    Ok(pay::attempts_in_status_before(
+    let t = now();
+    Ok(pay::attempts_due(
         conn,
         AttemptStatus::Pending.code(),
-        now() - age,
+        t - age,
+        t,
         limit,
     )?)
+}
+
+/// Longest wait between two queries of one attempt.
+const MAX_BACKOFF_SECONDS: i64 = 3600;
+
+/// The wait before asking again after the `n`th query found nothing: 30 s doubling, at most
+/// an hour, so a shopper who never pays costs a handful of queries, not one per sweep.
+pub fn backoff_after(n: i32) -> chrono::Duration {
+    let exp = u32::try_from(n).unwrap_or(0).min(10);
+    chrono::Duration::seconds((30i64 << exp).min(MAX_BACKOFF_SECONDS))
+}
+
+/// The sweep asked and the platform has no payment yet: ask again later.
+pub fn queried_unpaid(conn: &mut Conn, attempt: &PayAttempt) -> Result<(), ServiceError> {
+    pay::backoff(conn, attempt.id, now() + backoff_after(attempt.query_count))?;
+    Ok(())
 }
 
 /// A reusable pending attempt of this channel (same QR / same prepay_id within its life).
@@ -534,4 +555,15 @@ pub fn reusable_attempt(
                 && a.provider_ref.is_some()
                 && a.expires_at > now()
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queries_back_off_to_an_hour() {
+        let waits: Vec<i64> = (0..9)
+            .map(|n| super::backoff_after(n).num_seconds())
+            .collect();
+        assert_eq!(waits, vec![30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+    }
 }

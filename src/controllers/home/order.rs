@@ -164,7 +164,7 @@ pub async fn pay(
         address: address_view(address),
         expires_at: crate::domain::format_shanghai(order.expires_at),
         expires_at_unix: order.expires_at.and_utc().timestamp(),
-        qr_svg: super::pay::qr_svg(&qr_url)?,
+        qr_svg: super::pay::qr_svg(&state, &qr_url)?,
         qr_url,
         wechat_native_url: format!("/home/order/wxpay?order_sn={}", order.order_no),
         polling: super::pay::polling(&order.order_no),

@@ -14,9 +14,35 @@ use crate::views::{PayResultPage, Polling, ScanPromptPage, WxNativePage};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use std::sync::Arc;
 
-/// The QR code of `content` as inline SVG (no XML declaration).
-pub fn qr_svg(content: &str) -> Result<String, PageError> {
+/// Most QR codes kept rendered; past this the cache starts over.
+const QR_CACHE_SIZE: usize = 10_000;
+
+type QrCache = std::collections::HashMap<String, Arc<str>>;
+
+fn qr_cache(state: &AppState) -> std::sync::MutexGuard<'_, QrCache> {
+    // A poisoned cache still holds whole entries: use it.
+    state.qr_cache.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The QR code of `content` as inline SVG, rendered once and then served from the cache.
+pub fn qr_svg(state: &AppState, content: &str) -> Result<String, PageError> {
+    let hit = qr_cache(state).get(content).cloned();
+    if let Some(svg) = hit {
+        return Ok(svg.to_string());
+    }
+    let svg: Arc<str> = render_qr(content)?.into();
+    let mut cache = qr_cache(state);
+    if cache.len() >= QR_CACHE_SIZE {
+        cache.clear();
+    }
+    cache.insert(content.to_string(), svg.clone());
+    Ok(svg.to_string())
+}
+
+/// Renders the QR code of `content` as inline SVG (no XML declaration).
+fn render_qr(content: &str) -> Result<String, PageError> {
     let code = qrcode::QrCode::new(content.as_bytes()).map_err(PageError::internal)?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
@@ -94,7 +120,7 @@ pub async fn qrpay(
                 order_no: o.order_no.clone(),
                 snap_name: o.snap_name.clone(),
                 amount: Money::from_fen(o.total_price).to_string(),
-                qr_svg: qr_svg(&qr_url)?,
+                qr_svg: qr_svg(&state, &qr_url)?,
                 alipay_url: format!("/home/order/qrpay?id={}&channel=alipay_qr", o.order_no),
             },
         );
@@ -213,7 +239,7 @@ pub async fn wxpay(
         &WxNativePage {
             layout: layout(&shopper.session, &cart),
             order: order_row(&o),
-            qr_svg: qr_svg(&code_url)?,
+            qr_svg: qr_svg(&state, &code_url)?,
             code_url,
             phone_url,
             expires_at: format_shanghai(o.expires_at),

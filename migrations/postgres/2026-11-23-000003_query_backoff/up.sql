@@ -1,0 +1,2 @@
+ALTER TABLE pay_attempt ADD COLUMN query_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pay_attempt ADD COLUMN next_query_at TIMESTAMP NULL;
