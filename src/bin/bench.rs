@@ -436,9 +436,13 @@ async fn bench(a: Args) -> Result<String, String> {
     let ok200 = |s: u16| s == 200;
 
     let st = state.clone();
+    checkpoint(&state)?;
     let lim = tokio::task::spawn_blocking(move || limit(&st, n, seller))
         .await
         .map_err(|e| e.to_string())??;
+    // Both placement runs start warm (the second comes right after 100k rows were written).
+    drive("warm-up", &http, place(n / 4), ok200).await?;
+    checkpoint(&state)?;
     let placed_1k = drive("place order over HTTP (c=16)", &http, place(n), ok200).await?;
 
     // Notifications: distinct orders, first deliveries, then the very same again.
@@ -465,6 +469,7 @@ async fn bench(a: Args) -> Result<String, String> {
             })
             .collect()
     };
+    checkpoint(&state)?;
     let wx_first = drive(
         "WeChat notify, first delivery",
         &http,
@@ -505,6 +510,7 @@ async fn bench(a: Args) -> Result<String, String> {
             })
             .collect()
     };
+    checkpoint(&state)?;
     let pp_first = drive(
         "Ping++ webhook, first delivery",
         &http,
@@ -636,6 +642,8 @@ async fn bench(a: Args) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())??;
     let seeded_in = seed_start.elapsed();
+    drive("warm-up", &http, place(n / 4), ok200).await?;
+    checkpoint(&state)?;
     let placed_100k = drive(
         "place order with 100k orders (c=16)",
         &http,
@@ -706,6 +714,17 @@ async fn bench(a: Args) -> Result<String, String> {
     Ok(out)
 }
 
+/// SQLite: folds the WAL into the database file before a measured row, so no row pays for
+/// the checkpoint of the writes before it (measurement hygiene; nothing else changes).
+fn checkpoint(state: &AppState) -> Result<(), String> {
+    if Backend::of_url(&state.config.database_url) != Backend::Sqlite {
+        return Ok(());
+    }
+    let mut c = state.pool.get().map_err(|e| e.to_string())?;
+    diesel::connection::SimpleConnection::batch_execute(&mut *c, "PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(|e| e.to_string())
+}
+
 fn stock_of(state: &AppState, pid: i32) -> Result<i32, String> {
     let mut c = state.pool.get().map_err(|e| e.to_string())?;
     Ok(product::find(&mut c, pid)
@@ -758,6 +777,27 @@ Durability in every run: SQLite in WAL mode with `synchronous=FULL` (a commit is
 before it is acknowledged); MariaDB with its defaults (InnoDB, `innodb_flush_log_at_trx_commit=1`);
 PostgreSQL with its defaults (`fsync=on`, `synchronous_commit=on`). No setting trades a
 committed payment for speed.
+
+What the first runs showed, and what was changed (each visible in the code's comments):
+
+- SQLite p99 was 230–530 ms: sixteen writers met `SQLITE_BUSY` and slept in SQLite's busy
+  handler (sleeps up to 100 ms). Writers in one process now queue on a mutex around
+  `BEGIN IMMEDIATE … COMMIT` and start the moment the last one commits; p99 fell to 20–35 ms.
+- The static file took 40 ms: Nagle's algorithm against the client's delayed ACK. The server
+  now sets `TCP_NODELAY` on every connection.
+- Every pool checkout sent a `SELECT 1` to MariaDB/PostgreSQL; checkouts are no longer tested
+  (a broken connection is dropped when it comes back). PostgreSQL place-order went from 346/s
+  to about 500/s.
+- Ping++ webhooks spent 236 µs each in RSA verification with the pure-Rust big integers;
+  verification now uses ring (already linked for TLS).
+- Notifications wrote their log row twice (a placeholder, then the outcome); the row is now
+  written once, last, still carrying the unique dedupe key. A retried notification that was
+  already applied is recognised by one read and logged without a transaction of its own.
+- The pay page's QR is rendered once per content and kept.
+
+Reading the numbers: client and server share two cores, so rows that cost the client more
+(larger bodies, signatures) lose a little to that; the limit row itself moves by ±15 % from
+run to run on this machine. The SQLite notification ratios sit at 0.5 ± 0.05 across runs.
 ";
 
 fn main() -> std::process::ExitCode {
@@ -771,7 +811,7 @@ fn main() -> std::process::ExitCode {
     };
     let write = a.write;
     let command = format!(
-        "cargo run --release --bin bench -- {}",
+        "cargo run --release --features mysql,postgres --bin bench -- {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
     let rt = match tokio::runtime::Builder::new_multi_thread()

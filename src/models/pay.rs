@@ -216,3 +216,11 @@ pub fn logs_of_order(conn: &mut Conn, order_id: i32) -> QueryResult<Vec<PayLog>>
 pub fn log_count(conn: &mut Conn) -> QueryResult<i64> {
     pay_log::table.count().get_result(conn)
 }
+
+/// Whether a log row with this dedupe key exists (a payment already applied).
+pub fn dedupe_exists(conn: &mut Conn, key: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        pay_log::table.filter(pay_log::dedupe_key.eq(key)),
+    ))
+    .get_result(conn)
+}

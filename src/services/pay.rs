@@ -248,6 +248,11 @@ pub fn apply_payment(
     reply: &dyn Fn(&Applied) -> String,
 ) -> Result<Applied, ServiceError> {
     let key = proof.dedupe_key();
+    // The common duplicate (a retry after the first was applied) needs no transaction of
+    // its own: one read, one log row. Duplicates racing the first still meet the unique key.
+    if pay::dedupe_exists(conn, &key)? {
+        return log_duplicate(conn, proof, entry, reply);
+    }
     let result = db::write_tx(conn, |c| -> Result<Applied, ServiceError> {
         let Some(attempt) = pay::find_attempt(c, &proof.out_trade_no)? else {
             let a = Applied::UnknownTrade;
@@ -299,24 +304,30 @@ pub fn apply_payment(
     });
     match result {
         Err(ServiceError::Db(e)) if db::is_unique_violation(&e) => {
-            let a = Applied::Duplicate;
-            db::write_tx(conn, |c| {
-                let order_id = pay::find_attempt(c, &proof.out_trade_no)?.map(|x| x.order_id);
-                pay::insert_log(
-                    c,
-                    &entry.row(
-                        Some(&proof.out_trade_no),
-                        order_id,
-                        None,
-                        a.outcome(),
-                        &reply(&a),
-                    ),
-                )
-            })?;
-            Ok(a)
+            log_duplicate(conn, proof, entry, reply)
         }
         other => other,
     }
+}
+
+/// Logs a delivery of a payment that was already applied; changes nothing else.
+fn log_duplicate(
+    conn: &mut Conn,
+    proof: &Proof,
+    entry: &LogEntry,
+    reply: &dyn Fn(&Applied) -> String,
+) -> Result<Applied, ServiceError> {
+    let a = Applied::Duplicate;
+    let order_id = pay::find_attempt(conn, &proof.out_trade_no)?.map(|x| x.order_id);
+    let row = entry.row(
+        Some(&proof.out_trade_no),
+        order_id,
+        None,
+        a.outcome(),
+        &reply(&a),
+    );
+    db::write_tx(conn, |c| pay::insert_log(c, &row))?;
+    Ok(a)
 }
 
 /// The attempt and order transitions of one payment (inside the caller's transaction).
