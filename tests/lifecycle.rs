@@ -8,8 +8,6 @@ use common::{order_status, test_config, TestApp};
 use diesel::prelude::*;
 use jiesuan::domain::Money;
 use jiesuan::payment::wechat::notify::SUCCESS_REPLY;
-use jiesuan::payment::wechat::sign::{sign, Params, SignType};
-use jiesuan::payment::wechat::xml::to_xml;
 use jiesuan::services::lifecycle::RefundRequest;
 use jiesuan::services::ServiceError;
 use serde_json::{json, Value};
@@ -20,29 +18,6 @@ fn expire(app: &TestApp, order_id: i32) {
         .set(orders::expires_at.eq(jiesuan::models::now() - chrono::Duration::seconds(1)))
         .execute(&mut app.conn())
         .unwrap();
-}
-
-/// A signed WeChat payment notification for an attempt.
-fn notification(app: &TestApp, out_trade_no: &str, total_fee: i64, transaction_id: &str) -> String {
-    let cfg = &app.state.config.wechat;
-    let mut p: Params = [
-        ("return_code", "SUCCESS".to_string()),
-        ("result_code", "SUCCESS".to_string()),
-        ("appid", cfg.appid.clone()),
-        ("mch_id", cfg.mch_id.clone()),
-        ("nonce_str", "n0nce".to_string()),
-        ("trade_type", "NATIVE".to_string()),
-        ("fee_type", "CNY".to_string()),
-        ("total_fee", total_fee.to_string()),
-        ("transaction_id", transaction_id.to_string()),
-        ("out_trade_no", out_trade_no.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let s = sign(&p, &cfg.api_key, SignType::Md5);
-    p.insert("sign".into(), s);
-    to_xml(&p)
 }
 
 /// An order of one unit of `product` with a WeChat NATIVE attempt: (token, id, out_trade_no, amount).
@@ -97,7 +72,13 @@ async fn the_timeout_job_racing_a_notification_never_loses_stock_or_counts_it_tw
         let amount = app.attempts(id)[0].amount;
         let before = app.stock(7);
         expire(&app, id);
-        let body = notification(&app, &no, amount, &format!("42000000002026112300{i:08}"));
+        let body = common::wechat_notification(
+            &app,
+            &no,
+            amount,
+            &format!("42000000002026112300{i:08}"),
+            &app.state.config.wechat.api_key,
+        );
         let (closed, reply) = tokio::join!(
             gateway.settle_and_close(id, "system", "race"),
             notify(&app, body)

@@ -60,6 +60,13 @@ pub fn layout(session: &Session, cart: &Cart) -> Layout {
     }
 }
 
+/// The shopper's address as the platforms want it (`spbill_create_ip`, `client_ip`).
+pub fn client_ip(req: &actix_web::HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
 /// 303 See Other: the answer to a successful form POST.
 pub fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()

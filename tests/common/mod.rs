@@ -11,6 +11,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use jiesuan::config::Config;
 use jiesuan::db::{Backend, Conn, Pool};
+use jiesuan::payment::wechat::sign::{sign, Params, SignType};
+use jiesuan::payment::wechat::xml::to_xml;
 use jiesuan::startup::{build_state, run, AppState};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -522,4 +524,37 @@ impl TestApp {
         self.wait_for_status(id, 2).await;
         (id, no)
     }
+}
+
+/// A payment notification as WeChat would sign it (or not).
+pub fn wechat_notification(
+    app: &TestApp,
+    out_trade_no: &str,
+    total_fee: i64,
+    transaction_id: &str,
+    key: &str,
+) -> String {
+    let cfg = &app.state.config.wechat;
+    let mut p: Params = [
+        ("return_code", "SUCCESS"),
+        ("result_code", "SUCCESS"),
+        ("appid", cfg.appid.as_str()),
+        ("mch_id", cfg.mch_id.as_str()),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("openid", "oSbxTest"),
+        ("trade_type", "JSAPI"),
+        ("bank_type", "CFT"),
+        ("fee_type", "CNY"),
+        ("transaction_id", transaction_id),
+        ("out_trade_no", out_trade_no),
+        ("time_end", "20261123120000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    p.insert("total_fee".into(), total_fee.to_string());
+    p.insert("cash_fee".into(), total_fee.to_string());
+    let s = sign(&p, key, SignType::Md5);
+    p.insert("sign".into(), s);
+    to_xml(&p)
 }

@@ -30,12 +30,6 @@ fn order_id(body: &IdBody) -> Result<i32, ServiceError> {
         .ok_or_else(|| ServiceError::field("id", "id 必须是正整数"))
 }
 
-fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "127.0.0.1".into())
-}
-
 async fn openid(state: &AppState, uid: i32) -> Result<String, ServiceError> {
     db(state, move |c| account::find(c, uid))
         .await?
@@ -62,7 +56,7 @@ pub async fn pre_order(
             },
             TradeType::Jsapi,
             Some(open_id),
-            client_ip(&req),
+            crate::controllers::client_ip(&req),
         )
         .await?;
     let p = gw
@@ -95,7 +89,7 @@ pub async fn native(
             },
             TradeType::Native,
             None,
-            client_ip(&req),
+            crate::controllers::client_ip(&req),
         )
         .await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -128,7 +122,7 @@ pub async fn pingpp(
                 order_id: id,
             },
             channel,
-            client_ip(&req),
+            crate::controllers::client_ip(&req),
             Some(open_id),
         )
         .await?;

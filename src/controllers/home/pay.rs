@@ -78,12 +78,6 @@ fn scanner(req: &HttpRequest) -> Option<Channel> {
     }
 }
 
-fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "127.0.0.1".into())
-}
-
 #[derive(Deserialize)]
 pub struct QrPayQuery {
     #[serde(default)]
@@ -127,7 +121,12 @@ pub async fn qrpay(
     };
     let (_, reply) = state
         .gateway()
-        .pingpp_charge(OrderRef::ByNo(q.id.clone()), channel, client_ip(&req), None)
+        .pingpp_charge(
+            OrderRef::ByNo(q.id.clone()),
+            channel,
+            crate::controllers::client_ip(&req),
+            None,
+        )
         .await?;
     let target = reply.charge.credential[channel.as_str()]
         .as_str()
@@ -226,7 +225,7 @@ pub async fn wxpay(
             },
             TradeType::Native,
             None,
-            client_ip(&req),
+            crate::controllers::client_ip(&req),
         )
         .await?;
     let code_url = prepared.code_url.unwrap_or_default();
