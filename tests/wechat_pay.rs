@@ -415,3 +415,44 @@ async fn pre_order_checks_owner_and_expiry() {
     assert_eq!(v["error_code"], 80003);
     assert!(app.attempts(id).is_empty());
 }
+
+#[tokio::test]
+async fn the_sandbox_keeps_out_trade_no_unique_like_wechat() {
+    use jiesuan::payment::wechat::{TradeType, UnifiedOrder, WxError};
+    let app = TestApp::spawn().await;
+    let wx = app.state.gateway().wxpay;
+    let order = |fee: i64| UnifiedOrder {
+        body: "结算商城-测试".into(),
+        out_trade_no: "SANDBOXUNIQ0101".into(),
+        total_fee: fee,
+        spbill_create_ip: "127.0.0.1".into(),
+        notify_url: format!("{}/api/v1/pay/notify", app.url),
+        trade_type: TradeType::Native,
+        openid: None,
+        product_id: Some("1".into()),
+        time_expire: None,
+    };
+    let first = wx.unified_order(&order(100)).await.unwrap();
+    let again = wx.unified_order(&order(100)).await.unwrap();
+    assert_eq!(
+        first.fields["prepay_id"], again.fields["prepay_id"],
+        "an identical repeat gets the same prepay_id"
+    );
+    match wx.unified_order(&order(101)).await {
+        Err(WxError::Business { code, .. }) => assert_eq!(code, "OUT_TRADE_NO_USED"),
+        other => panic!("{other:?}"),
+    }
+    // A wrong key is refused before anything else.
+    let forged = jiesuan::payment::wechat::WxPay {
+        key: "not-the-merchant-key".into(),
+        ..wx.clone()
+    };
+    match forged.order_query("SANDBOXUNIQ0101").await {
+        Err(WxError::Fail(msg)) => assert!(msg.contains("签名错误"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    let closed = wx.close_order("SANDBOXUNIQ0101").await.unwrap();
+    assert_eq!(closed.fields["result_code"], "SUCCESS");
+    let state = wx.order_query("SANDBOXUNIQ0101").await.unwrap();
+    assert_eq!(state.fields["trade_state"], "CLOSED");
+}
