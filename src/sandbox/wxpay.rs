@@ -2,18 +2,10 @@
 //! `pay/closeorder`, checking appid, mch_id and sign, and paying an order.
 
 use super::{deliver, random_digits, random_id, Sandbox, WxOrder, WxRefund};
-use crate::payment::wechat::client::nonce;
+use crate::payment::wechat::client::{nonce, params as p};
 use crate::payment::wechat::sign::{sign, verify, Params, SignType};
 use crate::payment::wechat::xml::{parse, to_xml};
 use std::sync::Arc;
-
-fn p<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Params {
-    pairs
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-}
 
 fn fail(msg: &str) -> String {
     to_xml(&p([

@@ -89,18 +89,26 @@ pub fn deliver(conn: &mut Conn, order_id: i32, actor: &str) -> Result<(), Servic
     })
 }
 
-/// The attempt that paid the order (the one whose transaction number the order carries).
-fn paying_attempt(c: &mut Conn, o: &Order) -> Result<PayAttempt, ServiceError> {
-    let succeeded: Vec<PayAttempt> = pay::attempts_of(c, o.id)?
-        .into_iter()
-        .filter(|a| a.status == AttemptStatus::Succeeded.code())
-        .collect();
-    succeeded
-        .iter()
+/// The attempt that paid the order: the succeeded one whose transaction number the order
+/// carries, else the first that succeeded.
+pub fn paying_attempt<'a>(o: &Order, attempts: &'a [PayAttempt]) -> Option<&'a PayAttempt> {
+    let succeeded = || {
+        attempts
+            .iter()
+            .filter(|a| a.status == AttemptStatus::Succeeded.code())
+    };
+    succeeded()
         .find(|a| a.transaction_no == o.transaction_no)
-        .or(succeeded.first())
-        .cloned()
-        .ok_or_else(|| ServiceError::Refused("订单没有成功的支付记录".into()))
+        .or_else(|| succeeded().next())
+}
+
+/// Money committed to refunds that are not refused.
+pub fn held_by_refunds(refunds: &[Refund]) -> i64 {
+    refunds
+        .iter()
+        .filter(|x| RefundStatus::from_code(x.status).is_some_and(RefundStatus::holds_money))
+        .map(|x| x.amount)
+        .sum()
 }
 
 /// An admin's refund request.
@@ -144,18 +152,17 @@ pub fn start_refund(
             return Err(ServiceError::Refused("该订单当前状态不能退款".into()));
         }
         let o = order::find(c, r.order_id)?.ok_or(ServiceError::OrderNotFound)?;
-        let attempt = paying_attempt(c, &o)?;
+        let attempts = pay::attempts_of(c, o.id)?;
+        let attempt = paying_attempt(&o, &attempts)
+            .cloned()
+            .ok_or_else(|| ServiceError::Refused("订单没有成功的支付记录".into()))?;
         if let Some(existing) = refunds::find_by_no(c, &r.out_refund_no)? {
             if existing.order_id == r.order_id && existing.amount == r.amount.fen() {
                 return Ok((existing, attempt, false));
             }
             return Err(ServiceError::Refused("退款单号已被使用".into()));
         }
-        let held: i64 = refunds::of_order(c, o.id)?
-            .iter()
-            .filter(|x| RefundStatus::from_code(x.status).is_some_and(RefundStatus::holds_money))
-            .map(|x| x.amount)
-            .sum();
+        let held = held_by_refunds(&refunds::of_order(c, o.id)?);
         let left = attempt.amount - held;
         if r.amount.fen() > left {
             return Err(ServiceError::field(

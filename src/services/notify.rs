@@ -223,19 +223,14 @@ pub fn apply_refund(
 ) -> Result<bool, ServiceError> {
     use crate::models::pay as pay_rows;
     let actor = format!("{} {}", entry.provider, entry.kind);
-    let row = |outcome: &str, key: Option<&str>| pay_rows::NewPayLog {
-        provider: entry.provider.as_str().into(),
-        kind: entry.kind.into(),
-        out_trade_no: Some(out_trade_no.to_string()),
-        order_id: Some(refund.order_id),
-        dedupe_key: key.map(str::to_string),
-        raw_body: entry.raw_body.clone(),
-        headers: entry.headers.clone(),
-        remote_addr: entry.remote_addr.clone(),
-        verified: entry.verified,
-        outcome: outcome.into(),
-        reply: reply.into(),
-        created_at: crate::models::now(),
+    let row = |outcome: &str, key: Option<&str>| {
+        entry.row(
+            Some(out_trade_no),
+            Some(refund.order_id),
+            key,
+            outcome,
+            reply,
+        )
     };
     let result = crate::db::write_tx(conn, |c| -> Result<bool, ServiceError> {
         pay_rows::insert_log(c, &row("refund_processing", Some(dedupe_key)))?;

@@ -129,7 +129,8 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    fn row(
+    /// The `pay_log` row of this message.
+    pub(crate) fn row(
         &self,
         out_trade_no: Option<&str>,
         order_id: Option<i32>,

@@ -295,23 +295,8 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
 }
 
 fn refundable(h: &OrderHistory) -> Money {
-    let paid: i64 = h
-        .attempts
-        .iter()
-        .filter(|a| {
-            a.status == AttemptStatus::Succeeded.code()
-                && a.transaction_no == h.order.transaction_no
-        })
-        .map(|a| a.amount)
-        .next()
-        .unwrap_or(0);
-    let held: i64 = h
-        .refunds
-        .iter()
-        .filter(|r| RefundStatus::from_code(r.status).is_some_and(RefundStatus::holds_money))
-        .map(|r| r.amount)
-        .sum();
-    Money::from_fen((paid - held).max(0))
+    let paid = lifecycle::paying_attempt(&h.order, &h.attempts).map_or(0, |a| a.amount);
+    Money::from_fen((paid - lifecycle::held_by_refunds(&h.refunds)).max(0))
 }
 
 async fn detail_page(

@@ -94,7 +94,8 @@ pub fn nonce() -> String {
         .collect()
 }
 
-fn params<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Params {
+/// Parameters from pairs, empty values left out (as the signature rule wants).
+pub fn params<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Params {
     pairs
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
