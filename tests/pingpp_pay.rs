@@ -269,7 +269,7 @@ async fn forged_or_wrong_webhooks_are_rejected_and_change_nothing() {
     let good = event_for(&app, id, |_| {}).await;
     let vectors = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/pingpp/merchant.private.pem"
+        "/tests/fixtures/pingpp/merchant.private.pem"
     );
     let other_key = sign::private_key(&std::fs::read_to_string(vectors).unwrap()).unwrap();
     let forged = Some(sign::sign(&other_key, good.as_bytes()).unwrap());
@@ -466,7 +466,7 @@ async fn the_sandbox_api_authenticates_like_ping_plus_plus() {
 
 #[tokio::test]
 async fn with_a_merchant_key_requests_are_signed_and_checked() {
-    let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/pingpp");
+    let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pingpp");
     let mut config = test_config(&common::fresh_database_url());
     config.pingpp.merchant_private_key = Some(format!("{vectors}/merchant.private.pem"));
     config.sandbox.merchant_public_key = Some(format!("{vectors}/merchant.public.pem"));

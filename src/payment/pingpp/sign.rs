@@ -74,7 +74,7 @@ mod tests {
 
     fn vector(name: &str) -> String {
         let path = format!(
-            "{}/../shared/vectors/pingpp/{name}",
+            "{}/tests/fixtures/pingpp/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
