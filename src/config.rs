@@ -119,6 +119,8 @@ pub struct Config {
     pub callback_alarm_after_seconds: i64,
     /// ...at least this many times.
     pub callback_alarm_min_confirmations: i64,
+    /// How long a call to a payment platform may take before it counts as unanswered.
+    pub platform_timeout_seconds: u64,
     pub wechat: WechatConfig,
     pub pingpp: PingppConfig,
     pub sandbox: SandboxConfig,
@@ -140,6 +142,7 @@ impl Default for Config {
             sweep_interval_seconds: 30,
             callback_alarm_after_seconds: 1800,
             callback_alarm_min_confirmations: 2,
+            platform_timeout_seconds: 10,
             wechat: WechatConfig::default(),
             pingpp: PingppConfig::default(),
             sandbox: SandboxConfig::default(),
@@ -218,6 +221,9 @@ impl Config {
         if let Some(v) = get("JIESUAN_CALLBACK_ALARM_AFTER_SECONDS") {
             self.callback_alarm_after_seconds = num("JIESUAN_CALLBACK_ALARM_AFTER_SECONDS", v)?;
         }
+        if let Some(v) = get("JIESUAN_PLATFORM_TIMEOUT_SECONDS") {
+            self.platform_timeout_seconds = num("JIESUAN_PLATFORM_TIMEOUT_SECONDS", v)?;
+        }
         if let Some(v) = get("JIESUAN_SWEEP_INTERVAL_SECONDS") {
             self.sweep_interval_seconds = num("JIESUAN_SWEEP_INTERVAL_SECONDS", v)?;
         }
@@ -264,34 +270,59 @@ impl Config {
                 return bad("session_secret must be at least 64 bytes written as hex");
             }
         }
+        if !(1..=120).contains(&self.platform_timeout_seconds) {
+            return bad("platform_timeout_seconds must be between 1 and 120");
+        }
         if self.pay_mode == PayMode::Live {
-            let wx = &self.wechat;
-            let defaults = WechatConfig::default();
-            if wx.appid == defaults.appid
-                || wx.mch_id == defaults.mch_id
-                || wx.api_key == defaults.api_key
-            {
-                return bad("live mode needs real WeChat appid, mch_id and api_key");
+            self.validate_live()?;
+        }
+        Ok(())
+    }
+
+    /// Live mode: nothing of the sandbox may pay a real order (its keys, its app ids, test
+    /// keys), and nothing the platforms refuse may start.
+    fn validate_live(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        // WeChat refuses a time_expire less than 5 minutes ahead; a shorter hold would
+        // make every payment fail (sandbox mode allows it, for tests).
+        if self.order_timeout_minutes < 5 {
+            return bad("live mode needs order_timeout_minutes of at least 5: WeChat Pay refuses a payment window shorter than 5 minutes");
+        }
+        let wx = &self.wechat;
+        let wx_sandbox = WechatConfig::default();
+        if wx.appid == wx_sandbox.appid
+            || wx.mch_id == wx_sandbox.mch_id
+            || wx.api_key == wx_sandbox.api_key
+            || wx.app_secret == wx_sandbox.app_secret
+        {
+            return bad("live mode needs the real WeChat appid, app_secret, mch_id and api_key, not the sandbox's");
+        }
+        let pp = &self.pingpp;
+        let pp_sandbox = PingppConfig::default();
+        if pp.app_id == pp_sandbox.app_id
+            || pp.secret_key == pp_sandbox.secret_key
+            || pp.webhook_public_key == pp_sandbox.webhook_public_key
+        {
+            return bad("live mode needs the real Ping++ app_id, secret key and webhook public key, not the sandbox's");
+        }
+        if !pp.secret_key.starts_with("sk_live_") {
+            return bad("live mode needs a Ping++ live secret key (sk_live_…): a test key (sk_test_…) creates charges that are paid without money");
+        }
+        if wx.client_cert_pem.is_none() {
+            return bad("live mode needs wechat.client_cert_pem (the merchant certificate, for refunds)");
+        }
+        if self.sandbox.url.is_some() {
+            return bad("live mode cannot use the sandbox");
+        }
+        if self.session_secret.is_none() {
+            return bad("live mode needs session_secret (shared by every instance)");
+        }
+        match &self.public_url {
+            None => return bad("live mode needs public_url (notify URLs and QR codes)"),
+            Some(u) if !u.starts_with("https://") => {
+                return bad("live mode needs an https:// public_url: the platforms deliver notifications to it and shoppers open it in their payment apps")
             }
-            let pp = &self.pingpp;
-            let pp_defaults = PingppConfig::default();
-            if pp.secret_key == pp_defaults.secret_key
-                || pp.webhook_public_key == pp_defaults.webhook_public_key
-            {
-                return bad("live mode needs the real Ping++ secret key and webhook public key");
-            }
-            if wx.client_cert_pem.is_none() {
-                return bad("live mode needs wechat.client_cert_pem (the merchant certificate, for refunds)");
-            }
-            if self.sandbox.url.is_some() {
-                return bad("live mode cannot use the sandbox");
-            }
-            if self.session_secret.is_none() {
-                return bad("live mode needs session_secret (shared by every instance)");
-            }
-            if self.public_url.is_none() {
-                return bad("live mode needs public_url (notify URLs and QR codes)");
-            }
+            Some(_) => {}
         }
         Ok(())
     }
@@ -322,6 +353,60 @@ mod tests {
         };
         assert!(cfg.validate().is_err());
         assert!(Config::default().validate().is_ok());
+    }
+
+    /// A live configuration that passes; each test spoils one thing.
+    fn live() -> Config {
+        Config {
+            pay_mode: PayMode::Live,
+            public_url: Some("https://shop.example.com".into()),
+            session_secret: Some("ab".repeat(64)),
+            wechat: WechatConfig {
+                appid: "wx1234567890abcdef".into(),
+                app_secret: "0123456789abcdef0123456789abcdef".into(),
+                mch_id: "1230000109".into(),
+                api_key: "k".repeat(32),
+                client_cert_pem: Some("/etc/jiesuan/apiclient.pem".into()),
+                ..WechatConfig::default()
+            },
+            pingpp: PingppConfig {
+                app_id: "app_1Gqj58ynP0mHeX1q".into(),
+                secret_key: "sk_live_0123456789abcdefghijkl".into(),
+                webhook_public_key: "/etc/jiesuan/pingpp.pem".into(),
+                ..PingppConfig::default()
+            },
+            ..Config::default()
+        }
+    }
+
+    fn refusal(cfg: &Config) -> String {
+        match cfg.validate() {
+            Err(e) => e.to_string(),
+            Ok(()) => String::new(),
+        }
+    }
+
+    #[test]
+    fn live_mode_refuses_test_keys_sandbox_ids_plain_http_and_short_holds() {
+        assert_eq!(refusal(&live()), "", "the live baseline is valid");
+        let mut test_key = live();
+        test_key.pingpp.secret_key = "sk_test_0123456789abcdefghijkl".into();
+        assert!(refusal(&test_key).contains("sk_live_"));
+        let mut sandbox_app = live();
+        sandbox_app.pingpp.app_id = PingppConfig::default().app_id;
+        assert!(refusal(&sandbox_app).contains("Ping++ app_id"));
+        let mut sandbox_secret = live();
+        sandbox_secret.wechat.app_secret = WechatConfig::default().app_secret;
+        assert!(refusal(&sandbox_secret).contains("app_secret"));
+        let mut plain = live();
+        plain.public_url = Some("http://shop.example.com".into());
+        assert!(refusal(&plain).contains("https://"));
+        let mut short = live();
+        short.order_timeout_minutes = 4;
+        assert!(refusal(&short).contains("at least 5"));
+        let mut sandbox_short = Config::default();
+        sandbox_short.order_timeout_minutes = 1;
+        assert_eq!(refusal(&sandbox_short), "", "sandbox mode keeps short holds for tests");
     }
 
     #[test]

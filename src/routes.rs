@@ -73,6 +73,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
                     web::post().to(sandbox::pp_refund),
                 )
                 .route(
+                    "/pingpp/v1/charges/{id}/refunds",
+                    web::get().to(sandbox::pp_refund_list),
+                )
+                .route(
                     "/pingpp/v1/charges/{id}/refunds/{re}",
                     web::get().to(sandbox::pp_refund_get),
                 )
@@ -93,7 +97,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
                 .route("/control/faults", web::post().to(sandbox::set_faults))
                 .route("/control/faults", web::delete().to(sandbox::clear_faults))
                 .route("/control/pay", web::post().to(sandbox::control_pay))
-                .route("/control/deliveries", web::get().to(sandbox::deliveries)),
+                .route("/control/deliveries", web::get().to(sandbox::deliveries))
+                .route("/control/refunds", web::get().to(sandbox::refunds))
+                .route("/control/clock", web::post().to(sandbox::advance_clock))
+                .route("/control/forget", web::post().to(sandbox::forget)),
         );
     }
     cfg.service(

@@ -108,6 +108,7 @@ impl AppState {
                 .rsplit_once(':')
                 .map(|(host, _)| host.to_string())
                 .unwrap_or_else(|| "127.0.0.1".into()),
+            livemode: self.config.pay_mode == PayMode::Live,
         }
     }
 
@@ -179,7 +180,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
     drop(conn);
     let tera = load_templates()?;
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(config.platform_timeout_seconds))
         .connect_timeout(Duration::from_secs(5))
         .build()?;
     let cookie_key = session_key(&config)?;
@@ -193,7 +194,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
             Some(
                 reqwest::Client::builder()
                     .identity(identity)
-                    .timeout(Duration::from_secs(10))
+                    .timeout(Duration::from_secs(config.platform_timeout_seconds))
                     .build()?,
             )
         }

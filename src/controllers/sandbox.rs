@@ -313,7 +313,16 @@ pub async fn wxpay_refund(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    Ok(xml(sandbox(&state)?.wx_refund(&body)))
+    let (reply, hang_ms) = sandbox(&state)?.wx_refund(&body);
+    hang(hang_ms).await;
+    Ok(xml(reply))
+}
+
+/// Holds an answer back (the refund_hang_ms fault: the merchant times out first).
+async fn hang(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 pub async fn pp_refund(
@@ -326,7 +335,74 @@ pub async fn pp_refund(
     if let Err(res) = pp_auth(&sb, &req, &body) {
         return Ok(pp_reply(res));
     }
-    Ok(pp_reply(sb.pp_refund(&path, &body)))
+    let (reply, hang_ms) = sb.pp_refund_faulty(&path, &body);
+    hang(hang_ms).await;
+    Ok(pp_reply(reply))
+}
+
+/// `GET /sandbox/pingpp/v1/charges/{id}/refunds?limit=`.
+pub async fn pp_refund_list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    if let Err(res) = pp_auth(&sb, &req, b"") {
+        return Ok(pp_reply(res));
+    }
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+    Ok(pp_reply(sb.pp_refund_list(&path, limit)))
+}
+
+/// `GET /sandbox/control/refunds?out_trade_no=`: the refunds the platform holds for a
+/// trade (WeChat and Ping++), to count them.
+pub async fn refunds(
+    state: web::Data<AppState>,
+    q: web::Query<TradeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let st = sb.state();
+    let mut list: Vec<serde_json::Value> = st
+        .wx_refunds
+        .values()
+        .filter(|r| r.out_trade_no == q.out_trade_no)
+        .map(|r| {
+            serde_json::json!({"provider": "wechat", "out_refund_no": r.out_refund_no,
+                "refund_id": r.refund_id, "amount": r.refund_fee, "status": r.status})
+        })
+        .collect();
+    list.extend(
+        st.refunds
+            .values()
+            .filter(|r| r.charge_order_no == q.out_trade_no)
+            .map(|r| {
+                serde_json::json!({"provider": "pingpp", "out_refund_no": r.metadata["out_refund_no"],
+                    "refund_id": r.id, "amount": r.amount, "status": r.status})
+            }),
+    );
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Deserialize)]
+pub struct ClockCommand {
+    advance_seconds: i64,
+}
+
+/// `POST /sandbox/control/clock {advance_seconds}`: moves the sandbox's clock ahead (its
+/// 2-hour credential lives and expiry checks), for tests.
+pub async fn advance_clock(
+    state: web::Data<AppState>,
+    cmd: web::Json<ClockCommand>,
+) -> Result<HttpResponse, PageError> {
+    sandbox(&state)?.state().clock_offset += cmd.advance_seconds;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /sandbox/control/forget`: the sandbox forgets every trade, as after a restart.
+pub async fn forget(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    sandbox(&state)?.forget();
+    Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn pp_refund_get(

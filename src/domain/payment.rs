@@ -66,21 +66,25 @@ impl AttemptStatus {
     }
 }
 
-/// The status of one `refund` row: recorded, accepted by the platform, done, refused.
+/// The status of one `refund` row: recorded, accepted by the platform, done, refused, or
+/// abnormal (closed or diverted at the platform: an admin settles it by hand, and nothing
+/// refunds it again automatically).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefundStatus {
     Pending,
     Processing,
     Succeeded,
     Failed,
+    Abnormal,
 }
 
 impl RefundStatus {
-    pub const ALL: [RefundStatus; 4] = [
+    pub const ALL: [RefundStatus; 5] = [
         RefundStatus::Pending,
         RefundStatus::Processing,
         RefundStatus::Succeeded,
         RefundStatus::Failed,
+        RefundStatus::Abnormal,
     ];
 
     pub const fn code(self) -> i32 {
@@ -89,6 +93,7 @@ impl RefundStatus {
             RefundStatus::Processing => 2,
             RefundStatus::Succeeded => 3,
             RefundStatus::Failed => 4,
+            RefundStatus::Abnormal => 5,
         }
     }
 
@@ -102,13 +107,18 @@ impl RefundStatus {
             RefundStatus::Processing => "退款中",
             RefundStatus::Succeeded => "已退款",
             RefundStatus::Failed => "退款失败",
+            RefundStatus::Abnormal => "退款异常（需人工处理）",
         }
     }
 
-    /// Counts against the refundable amount (everything but a refused refund).
+    /// Counts against the refundable amount: everything but a refused refund. An abnormal
+    /// one holds its money too: it may have left (CHANGE), and only an admin may decide.
     pub const fn holds_money(self) -> bool {
         match self {
-            RefundStatus::Pending | RefundStatus::Processing | RefundStatus::Succeeded => true,
+            RefundStatus::Pending
+            | RefundStatus::Processing
+            | RefundStatus::Succeeded
+            | RefundStatus::Abnormal => true,
             RefundStatus::Failed => false,
         }
     }
@@ -116,21 +126,32 @@ impl RefundStatus {
     pub fn succeed(self) -> Option<RefundStatus> {
         match self {
             RefundStatus::Pending | RefundStatus::Processing => Some(RefundStatus::Succeeded),
-            RefundStatus::Succeeded | RefundStatus::Failed => None,
+            RefundStatus::Succeeded | RefundStatus::Failed | RefundStatus::Abnormal => None,
         }
     }
 
     pub fn accept(self) -> Option<RefundStatus> {
         match self {
             RefundStatus::Pending => Some(RefundStatus::Processing),
-            RefundStatus::Processing | RefundStatus::Succeeded | RefundStatus::Failed => None,
+            RefundStatus::Processing
+            | RefundStatus::Succeeded
+            | RefundStatus::Failed
+            | RefundStatus::Abnormal => None,
         }
     }
 
     pub fn fail(self) -> Option<RefundStatus> {
         match self {
             RefundStatus::Pending | RefundStatus::Processing => Some(RefundStatus::Failed),
-            RefundStatus::Succeeded | RefundStatus::Failed => None,
+            RefundStatus::Succeeded | RefundStatus::Failed | RefundStatus::Abnormal => None,
+        }
+    }
+
+    /// The platform closed the refund or could not deliver it (REFUNDCLOSE, CHANGE).
+    pub fn abnormal(self) -> Option<RefundStatus> {
+        match self {
+            RefundStatus::Pending | RefundStatus::Processing => Some(RefundStatus::Abnormal),
+            RefundStatus::Succeeded | RefundStatus::Failed | RefundStatus::Abnormal => None,
         }
     }
 }

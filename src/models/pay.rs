@@ -23,6 +23,7 @@ pub struct PayAttempt {
     pub updated_at: chrono::NaiveDateTime,
     pub query_count: i32,
     pub next_query_at: Option<chrono::NaiveDateTime>,
+    pub not_found_count: i32,
 }
 
 #[derive(Debug, Insertable)]
@@ -98,6 +99,20 @@ pub fn backoff(conn: &mut Conn, id: i32, next: chrono::NaiveDateTime) -> QueryRe
             pay_attempt::next_query_at.eq(next),
         ))
         .execute(conn)
+}
+
+/// Records a query the platform answered "no such trade"; the new count.
+pub fn not_found(conn: &mut Conn, id: i32, next: chrono::NaiveDateTime) -> QueryResult<i32> {
+    diesel::update(pay_attempt::table.find(id))
+        .set((
+            pay_attempt::not_found_count.eq(pay_attempt::not_found_count + 1),
+            pay_attempt::next_query_at.eq(next),
+        ))
+        .execute(conn)?;
+    pay_attempt::table
+        .find(id)
+        .select(pay_attempt::not_found_count)
+        .first(conn)
 }
 
 /// Compare-and-set of an attempt's status; true when this call moved it.

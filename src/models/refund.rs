@@ -17,6 +17,10 @@ pub struct Refund {
     pub provider_ref: Option<String>,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    /// Submissions that got a retryable answer (or none).
+    pub tries: i32,
+    /// When the refund sweep submits it (again); `None`: not by the sweep (an admin's).
+    pub next_try_at: Option<chrono::NaiveDateTime>,
 }
 
 #[derive(Debug, Insertable)]
@@ -30,6 +34,7 @@ pub struct NewRefund<'a> {
     pub status: i32,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    pub next_try_at: Option<chrono::NaiveDateTime>,
 }
 
 pub fn insert(conn: &mut Conn, r: &NewRefund<'_>) -> QueryResult<Refund> {
@@ -97,4 +102,27 @@ pub fn count_in_status(conn: &mut Conn, status: i32) -> QueryResult<i64> {
         .filter(refund::status.eq(status))
         .count()
         .get_result(conn)
+}
+
+/// Pending refunds whose next submission is due, oldest first.
+pub fn due(conn: &mut Conn, pending: i32, at: chrono::NaiveDateTime, limit: i64) -> QueryResult<Vec<Refund>> {
+    refund::table
+        .filter(refund::status.eq(pending))
+        .filter(refund::next_try_at.le(at))
+        .order(refund::id.asc())
+        .limit(limit)
+        .select(Refund::as_select())
+        .load(conn)
+}
+
+/// A submission got a retryable answer: count it and submit again at `next`.
+pub fn retry_at(conn: &mut Conn, id: i32, next: chrono::NaiveDateTime) -> QueryResult<()> {
+    diesel::update(refund::table.find(id))
+        .set((
+            refund::tries.eq(refund::tries + 1),
+            refund::next_try_at.eq(Some(next)),
+            refund::updated_at.eq(super::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

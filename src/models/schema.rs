@@ -102,6 +102,7 @@ diesel::table! {
         updated_at -> Timestamp,
         query_count -> Integer,
         next_query_at -> Nullable<Timestamp>,
+        not_found_count -> Integer,
     }
 }
 
@@ -135,6 +136,8 @@ diesel::table! {
         provider_ref -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        tries -> Integer,
+        next_try_at -> Nullable<Timestamp>,
     }
 }
 

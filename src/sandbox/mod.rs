@@ -30,6 +30,14 @@ pub struct Faults {
     pub bad_signature: bool,
     /// Never deliver (the query path must find the payment).
     pub never_deliver: bool,
+    /// The first this-many refund requests of a trade take the money, then answer
+    /// WeChat's SYSTEMERROR / Ping++'s 502 (the outcome looks open to the merchant).
+    pub refund_system_errors: u32,
+    /// Refund requests take the money, then hold the answer back this long (longer than
+    /// the merchant waits: a timeout after the money left).
+    pub refund_hang_ms: u64,
+    /// A WeChat refund ends in this status instead of SUCCESS (`REFUNDCLOSE`, `CHANGE`).
+    pub refund_status: String,
 }
 
 /// Faults for trade numbers starting with `prefix` (empty: every trade).
@@ -68,6 +76,11 @@ pub struct WxOrder {
     pub trade_state: &'static str,
     pub transaction_id: Option<String>,
     pub time_end: Option<String>,
+    /// When the prepay_id / code_url was issued (sandbox clock, unix seconds): both live
+    /// 2 hours.
+    pub created_at: i64,
+    /// The order's `time_expire` (unix seconds), if one was sent.
+    pub time_expire: Option<i64>,
 }
 
 /// A WeChat refund as the platform keeps it.
@@ -91,6 +104,11 @@ pub struct State {
     pub charge_ids: Vec<String>,
     pub rules: Vec<FaultRule>,
     pub deliveries: Vec<Delivery>,
+    /// Refund requests answered with an error so far, by trade (the refund_system_errors
+    /// fault).
+    pub refund_errors: HashMap<String, u32>,
+    /// Seconds the sandbox's clock runs ahead of the real one (tests of 2-hour limits).
+    pub clock_offset: i64,
 }
 
 impl State {
@@ -149,6 +167,33 @@ impl Sandbox {
         })
     }
 
+    /// The sandbox's clock (unix seconds): the real one, moved ahead by the control API.
+    pub fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.state().clock_offset
+    }
+
+    /// Forgets every trade, refund and delivery, as a sandbox restarted would.
+    pub fn forget(&self) {
+        let mut st = self.state();
+        let rules = std::mem::take(&mut st.rules);
+        *st = State {
+            rules,
+            ..State::default()
+        };
+    }
+
+    /// Counts a refund request of `trade` against the refund_system_errors fault: true when
+    /// this one must be answered with an error.
+    pub fn refund_error_due(&self, trade: &str, faults: &Faults) -> bool {
+        let mut st = self.state();
+        let n = st.refund_errors.entry(trade.to_string()).or_insert(0);
+        if *n < faults.refund_system_errors {
+            *n += 1;
+            return true;
+        }
+        false
+    }
+
     /// The state, even if a panicking thread poisoned the lock (the data stays consistent:
     /// every change is a single insert or field write).
     pub fn state(&self) -> MutexGuard<'_, State> {
@@ -174,3 +219,6 @@ pub fn random_digits(len: usize) -> String {
         .map(|_| char::from(b'0' + r.gen_range(0..10u8)))
         .collect()
 }
+
+/// How long the platforms keep a prepay_id or NATIVE code_url usable (seconds).
+pub const CREDENTIAL_LIFE: i64 = 2 * 3600;

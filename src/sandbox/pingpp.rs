@@ -154,6 +154,21 @@ impl Sandbox {
                 );
             }
         }
+        // time_expire: 1 minute to 15 days ahead; WeChat channels behind Ping++ need the
+        // 5 minutes WeChat itself needs.
+        let now = self.now();
+        if let Some(t) = req.time_expire {
+            let least = if channel.starts_with("wx") { 5 * 60 } else { 60 };
+            if t - now < least || t - now > 15 * 86_400 {
+                return invalid(
+                    &format!(
+                        "time_expire 参数错误：须在当前时间 {} 分钟后到 15 天以内",
+                        least / 60
+                    ),
+                    Some("time_expire"),
+                );
+            }
+        }
         let mut state = self.state();
         if let Some(existing) = state.charges.values().find(|c| c.order_no == req.order_no) {
             let same = existing.amount == req.amount && existing.channel == req.channel;
@@ -174,7 +189,6 @@ impl Sandbox {
             };
         }
         let id = format!("ch_{}", random_id(24));
-        let now = chrono::Utc::now().timestamp();
         let credential = match channel {
             "alipay_qr" | "wx_pub_qr" => {
                 json!({"object": "credential", channel: format!("{}/pingpp/phone/{id}", self.base_url)})
@@ -283,14 +297,18 @@ impl Sandbox {
 
     /// The shopper confirms in the app: the charge is paid and `charge.succeeded` goes out.
     pub fn pp_pay(self: &Arc<Self>, id: &str) -> Result<Charge, String> {
+        let now = self.now();
         let mut state = self.state();
         let c = state.charges.get_mut(id).ok_or("支付单不存在")?;
         if c.paid {
             return Err("该支付单已支付".into());
         }
-        let now = chrono::Utc::now().timestamp();
         if c.time_expire.is_some_and(|t| t < now) {
             return Err("支付单已过期".into());
+        }
+        // Behind wx_pub_qr is a WeChat code_url, behind wx_pub / wx_lite a prepay_id: 2 hours.
+        if c.channel.starts_with("wx") && now > c.created + super::CREDENTIAL_LIFE {
+            return Err("二维码已过期，请刷新后重新扫码".into());
         }
         c.paid = true;
         c.time_paid = Some(now);
@@ -352,6 +370,54 @@ impl Sandbox {
     }
 
     /// `POST /v1/charges/{id}/refunds`: pending now, `refund.succeeded` shortly after.
+    /// `POST /v1/charges/{id}/refunds` with the refund faults of the charge's trade: the
+    /// reply, and how long to hold it back.
+    pub fn pp_refund_faulty(self: &Arc<Self>, charge_id: &str, body: &[u8]) -> (Reply, u64) {
+        let reply = self.pp_refund(charge_id, body);
+        if reply.0 != 200 {
+            return (reply, 0);
+        }
+        let trade = self
+            .pp_find(charge_id)
+            .map(|c| c.order_no)
+            .unwrap_or_default();
+        let faults = self.state().faults_for(&trade);
+        // The money is taken (the refund is recorded); the answer may still go wrong.
+        if self.refund_error_due(&trade, &faults) {
+            return (error(502, "api_error", "Bad Gateway", None, None), 0);
+        }
+        (reply, faults.refund_hang_ms)
+    }
+
+    /// `GET /v1/charges/{id}/refunds`: the charge's refunds, newest first.
+    pub fn pp_refund_list(&self, charge_id: &str, limit: usize) -> Reply {
+        let state = self.state();
+        if !state.charges.contains_key(charge_id) {
+            return error(
+                404,
+                "invalid_request_error",
+                &format!("No such charge: {charge_id}"),
+                Some("id"),
+                None,
+            );
+        }
+        let mut data: Vec<&crate::payment::pingpp::Refund> = state
+            .refunds
+            .values()
+            .filter(|r| r.charge == charge_id)
+            .collect();
+        data.sort_by_key(|r| std::cmp::Reverse((r.created, r.id.clone())));
+        let has_more = data.len() > limit.clamp(1, 100);
+        data.truncate(limit.clamp(1, 100));
+        let body = json!({
+            "object": "list",
+            "url": format!("/v1/charges/{charge_id}/refunds"),
+            "has_more": has_more,
+            "data": data,
+        });
+        (200, body.to_string())
+    }
+
     pub fn pp_refund(self: &Arc<Self>, charge_id: &str, body: &[u8]) -> Reply {
         let req: crate::payment::pingpp::CreateRefund = match serde_json::from_slice(body) {
             Ok(r) => r,

@@ -7,6 +7,15 @@ use crate::payment::wechat::sign::{sign, verify, Params, SignType};
 use crate::payment::wechat::xml::{parse, to_xml};
 use std::sync::Arc;
 
+/// WeChat's `yyyyMMddHHmmss` (Beijing time) as unix seconds.
+fn beijing_unix(t: &str) -> Option<i64> {
+    let naive = chrono::NaiveDateTime::parse_from_str(t, "%Y%m%d%H%M%S").ok()?;
+    naive
+        .and_local_timezone(crate::domain::shanghai())
+        .single()
+        .map(|d| d.timestamp())
+}
+
 fn fail(msg: &str) -> String {
     to_xml(&p([
         ("return_code", "FAIL".into()),
@@ -105,12 +114,28 @@ impl Sandbox {
         if !ok_no {
             return self.business_error(st, "PARAM_ERROR", "out_trade_no 格式错误");
         }
+        let now = self.now();
+        let time_expire = match f.get("time_expire") {
+            None => None,
+            Some(t) => match beijing_unix(t) {
+                Some(at) => Some(at),
+                None => return self.business_error(st, "PARAM_ERROR", "time_expire 格式错误"),
+            },
+        };
+        // The live gateway's rule: at least 1 minute for micropay, 5 for everything else.
+        if time_expire.is_some_and(|at| at - now < 5 * 60) {
+            return self.business_error(
+                st,
+                "PARAM_ERROR",
+                "time_expire时间过短，刷卡至少1分钟，其他5分钟",
+            );
+        }
         let mut state = self.state();
         if let Some(o) = state.wx.get(&no) {
             let same =
                 o.total_fee == total_fee && o.trade_type == trade_type && o.body == get("body");
             let answer = match (o.trade_state, same) {
-                ("SUCCESS", _) => Err(("ORDERPAID", "该订单已支付")),
+                ("SUCCESS" | "REFUND", _) => Err(("ORDERPAID", "该订单已支付")),
                 ("CLOSED", _) => Err(("ORDERCLOSED", "该订单已关闭")),
                 (_, false) => Err(("OUT_TRADE_NO_USED", "商户订单号重复")),
                 (_, true) => Ok((o.prepay_id.clone(), o.code_url.clone())),
@@ -145,6 +170,8 @@ impl Sandbox {
                 trade_state: "NOTPAY",
                 transaction_id: None,
                 time_end: None,
+                created_at: now,
+                time_expire,
             },
         );
         drop(state);
@@ -189,9 +216,10 @@ impl Sandbox {
             return self.business_error(st, "ORDERNOTEXIST", "此交易订单号不存在");
         };
         drop(state);
-        let paid = o.trade_state == "SUCCESS";
+        let paid = matches!(o.trade_state, "SUCCESS" | "REFUND");
         let desc = match o.trade_state {
             "SUCCESS" => "支付成功",
+            "REFUND" => "转入退款",
             "CLOSED" => "订单已关闭",
             _ => "订单未支付",
         };
@@ -230,7 +258,9 @@ impl Sandbox {
         let mut state = self.state();
         let outcome = match state.wx.get_mut(&no) {
             None => Err(("ORDERNOTEXIST", "此交易订单号不存在")),
-            Some(o) if o.trade_state == "SUCCESS" => Err(("ORDERPAID", "订单已支付，不能发起关单")),
+            Some(o) if matches!(o.trade_state, "SUCCESS" | "REFUND") => {
+                Err(("ORDERPAID", "订单已支付，不能发起关单"))
+            }
             Some(o) => {
                 o.trade_state = "CLOSED";
                 Ok(())
@@ -258,12 +288,23 @@ impl Sandbox {
 
     /// The shopper confirms on the phone: NOTPAY -> SUCCESS, then the notification goes out.
     pub fn wx_pay(self: &Arc<Self>, out_trade_no: &str) -> Result<WxOrder, String> {
+        let now = self.now();
         let mut state = self.state();
         let o = state.wx.get_mut(out_trade_no).ok_or("订单不存在")?;
         match o.trade_state {
             "NOTPAY" => {}
-            "SUCCESS" => return Err("订单已支付".into()),
+            "SUCCESS" | "REFUND" => return Err("订单已支付".into()),
             _ => return Err("订单已关闭".into()),
+        }
+        if o.time_expire.is_some_and(|t| now > t) {
+            return Err("订单已过期，请重新下单".into());
+        }
+        if now > o.created_at + super::CREDENTIAL_LIFE {
+            return Err(if o.trade_type == "NATIVE" {
+                "二维码已过期，请刷新后重新扫码".into()
+            } else {
+                "支付已过期（prepay_id 有效期 2 小时）".into()
+            });
         }
         o.trade_state = "SUCCESS";
         o.transaction_id = Some(format!("42000{}", random_digits(23)));
@@ -323,38 +364,72 @@ impl Sandbox {
 
     /// `POST /secapi/pay/refund`: accepted (PROCESSING), done shortly after with a refund
     /// notification whose `req_info` is encrypted with the MD5 of the API key.
-    pub fn wx_refund(self: &Arc<Self>, body: &[u8]) -> String {
+    pub fn wx_refund(self: &Arc<Self>, body: &[u8]) -> (String, u64) {
         let (f, st) = match self.authenticate(body) {
             Ok(x) => x,
-            Err(reply) => return reply,
+            Err(reply) => return (reply, 0),
         };
+        let (reply, faults) = self.wx_refund_verified(&f, st);
+        let trade = f.get("out_trade_no").cloned().unwrap_or_default();
+        let Some(faults) = faults else {
+            return (reply, 0);
+        };
+        // The money is taken (the refund is recorded above); the answer may still go wrong.
+        if self.refund_error_due(&trade, &faults) {
+            return (
+                self.business_error(st, "SYSTEMERROR", "系统超时，请使用相同参数再次调用"),
+                0,
+            );
+        }
+        (reply, faults.refund_hang_ms)
+    }
+
+    /// A refund request whose signature checked out; the faults of its trade when the
+    /// refund was taken (new or the same again).
+    fn wx_refund_verified(
+        self: &Arc<Self>,
+        f: &Params,
+        st: SignType,
+    ) -> (String, Option<super::Faults>) {
+        let reply = self.wx_refund_reply(f, st);
+        let faults = match &reply {
+            Ok(_) => Some(
+                self.state()
+                    .faults_for(f.get("out_trade_no").map(String::as_str).unwrap_or_default()),
+            ),
+            Err(_) => None,
+        };
+        (reply.unwrap_or_else(|e| e), faults)
+    }
+
+    fn wx_refund_reply(self: &Arc<Self>, f: &Params, st: SignType) -> Result<String, String> {
         let get = |k: &str| f.get(k).cloned().unwrap_or_default();
         for k in ["out_trade_no", "out_refund_no", "total_fee", "refund_fee"] {
             if get(k).is_empty() {
-                return self.business_error(st, "LACK_PARAMS", &format!("缺少参数 {k}"));
+                return Err(self.business_error(st, "LACK_PARAMS", &format!("缺少参数 {k}")));
             }
         }
         let (Ok(total), Ok(fee)) = (
             get("total_fee").parse::<i64>(),
             get("refund_fee").parse::<i64>(),
         ) else {
-            return self.business_error(st, "PARAM_ERROR", "金额必须为整数");
+            return Err(self.business_error(st, "PARAM_ERROR", "金额必须为整数"));
         };
         let (no, rno) = (get("out_trade_no"), get("out_refund_no"));
         let mut state = self.state();
         let Some(order) = state.wx.get(&no).cloned() else {
-            return self.business_error(st, "ORDERNOTEXIST", "订单不存在");
+            return Err(self.business_error(st, "ORDERNOTEXIST", "订单不存在"));
         };
-        if order.trade_state != "SUCCESS" {
-            return self.business_error(st, "TRADE_STATE_ERROR", "订单状态错误");
+        if !matches!(order.trade_state, "SUCCESS" | "REFUND") {
+            return Err(self.business_error(st, "TRADE_STATE_ERROR", "订单状态错误"));
         }
         if total != order.total_fee {
-            return self.business_error(st, "PARAM_ERROR", "订单金额或退款金额与之前请求不一致");
+            return Err(self.business_error(st, "PARAM_ERROR", "订单金额或退款金额与之前请求不一致"));
         }
         let existing = state.wx_refunds.get(&rno).cloned();
         let refund = match existing {
             Some(r) if r.refund_fee == fee && r.out_trade_no == no => r,
-            Some(_) => return self.business_error(st, "PARAM_ERROR", "退款单号已用于其他退款"),
+            Some(_) => return Err(self.business_error(st, "PARAM_ERROR", "退款单号已用于其他退款")),
             None => {
                 let refunded: i64 = state
                     .wx_refunds
@@ -363,7 +438,7 @@ impl Sandbox {
                     .map(|r| r.refund_fee)
                     .sum();
                 if fee <= 0 || refunded + fee > total {
-                    return self.business_error(st, "NOTENOUGH", "退款金额超过订单可退金额");
+                    return Err(self.business_error(st, "NOTENOUGH", "退款金额超过订单可退金额"));
                 }
                 let r = WxRefund {
                     out_trade_no: no.clone(),
@@ -379,7 +454,7 @@ impl Sandbox {
                 r
             }
         };
-        self.reply(
+        Ok(self.reply(
             st,
             p([
                 ("result_code", "SUCCESS".into()),
@@ -394,7 +469,7 @@ impl Sandbox {
                 ("total_fee", total.to_string()),
                 ("cash_fee", total.to_string()),
             ]),
-        )
+        ))
     }
 
     fn finish_wx_refund(
@@ -407,8 +482,19 @@ impl Sandbox {
         let sb = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            if let Some(x) = sb.state().wx_refunds.get_mut(&r.out_refund_no) {
-                x.status = "SUCCESS";
+            let status: &'static str = match faults.refund_status.as_str() {
+                "REFUNDCLOSE" => "REFUNDCLOSE",
+                "CHANGE" => "CHANGE",
+                _ => "SUCCESS",
+            };
+            {
+                let mut st = sb.state();
+                if let Some(x) = st.wx_refunds.get_mut(&r.out_refund_no) {
+                    x.status = status;
+                }
+                if let Some(o) = st.wx.get_mut(&r.out_trade_no).filter(|_| status == "SUCCESS") {
+                    o.trade_state = "REFUND";
+                }
             }
             if notify_url.is_empty() {
                 return;
@@ -425,7 +511,7 @@ impl Sandbox {
                 ("refund_id", r.refund_id.clone()),
                 ("refund_recv_accout", "支付用户零钱".into()),
                 ("refund_request_source", "API".into()),
-                ("refund_status", "SUCCESS".into()),
+                ("refund_status", status.into()),
                 ("settlement_refund_fee", r.refund_fee.to_string()),
                 ("settlement_total_fee", order.total_fee.to_string()),
                 ("success_time", now.format("%Y-%m-%d %H:%M:%S").to_string()),

@@ -31,7 +31,32 @@ pub struct Gateway {
     pub wechat_refund_notify_url: String,
     /// The server's own address, sent as `spbill_create_ip` for NATIVE payments.
     pub server_ip: String,
+    /// Live mode: the platforms' answers must say `livemode: true` (Ping++), and test-mode
+    /// objects pay nothing.
+    pub livemode: bool,
 }
+
+/// What a platform said about one attempt.
+enum Answer {
+    /// Paid: the proof and the raw answer.
+    Paid(Proof, String),
+    /// Not paid (yet).
+    Unpaid,
+    /// The platform has no such trade (never created, or lost).
+    Unknown(String),
+}
+
+/// WeChat refund error codes that mean "not settled yet: call again with the same
+/// out_refund_no", now or later. Every other business error is a refusal.
+const WX_REFUND_RETRYABLE: [&str; 4] = [
+    "SYSTEMERROR",
+    "BIZERR_NEED_RETRY",
+    "FREQUENCY_LIMITED",
+    "INVALID_REQ_TOO_MUCH",
+];
+
+/// How long a request waits for another one creating the same attempt.
+const WAIT_FOR_IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A prepared WeChat payment.
 #[derive(Debug, Clone)]
@@ -79,8 +104,38 @@ impl Gateway {
         .await
     }
 
-    /// A WeChat JSAPI or NATIVE payment. NATIVE reuses a live code_url of the order, so the
-    /// QR on the pay page stays the same across reloads.
+    /// The live attempt of `channel` for the order, or a new one; waits while another
+    /// request is creating it.
+    async fn begin(
+        &self,
+        which: OrderRef,
+        channel: Channel,
+        sign_type: Option<&'static str>,
+    ) -> Result<(Order, PayAttempt, bool), ServiceError> {
+        let deadline = std::time::Instant::now() + WAIT_FOR_IN_FLIGHT;
+        loop {
+            let w = which.clone();
+            let start = run(&self.db, move |c| {
+                pay::reuse_or_start(c, &w, channel, sign_type)
+            })
+            .await?;
+            match start {
+                pay::Start::Wait if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                pay::Start::Wait => {
+                    return Err(ServiceError::Gateway(
+                        "another request is still creating this payment".into(),
+                    ))
+                }
+                pay::Start::Reuse(o, a) => return Ok((o, a, false)),
+                pay::Start::New(o, a) => return Ok((o, a, true)),
+            }
+        }
+    }
+
+    /// A WeChat JSAPI or NATIVE payment. A live attempt of the same kind is reused (the same
+    /// QR on every reload, the same prepay_id), within the credential's two hours.
     pub async fn wechat_prepay(
         &self,
         which: OrderRef,
@@ -92,34 +147,16 @@ impl Gateway {
             TradeType::Jsapi => Channel::WxJsapi,
             TradeType::Native => Channel::WxNative,
         };
-        if trade == TradeType::Native {
-            let w = which.clone();
-            let reused = run(&self.db, move |c| {
-                let o = match &w {
-                    OrderRef::Owned { user_id, order_id } => {
-                        super::order::owned(c, *user_id, *order_id)?
-                    }
-                    OrderRef::ByNo(no) => crate::models::order::find_by_no(c, no)?
-                        .ok_or(ServiceError::OrderNotFound)?,
-                };
-                pay::payable(&o)?;
-                Ok(pay::reusable_attempt(c, o.id, channel)?.map(|a| (o, a)))
-            })
-            .await?;
-            if let Some((order, attempt)) = reused {
-                return Ok(WechatPrepared {
-                    prepay_id: attempt.provider_ref.clone().unwrap_or_default(),
-                    code_url: attempt.credential.clone(),
-                    attempt,
-                    order,
-                });
-            }
-        }
         let sign_type = self.wxpay.sign_type.as_str();
-        let (order, attempt) = run(&self.db, move |c| {
-            pay::start_attempt(c, &which, channel, Some(sign_type))
-        })
-        .await?;
+        let (order, attempt, new) = self.begin(which, channel, Some(sign_type)).await?;
+        if !new {
+            return Ok(WechatPrepared {
+                prepay_id: attempt.provider_ref.clone().unwrap_or_default(),
+                code_url: attempt.credential.clone(),
+                attempt,
+                order,
+            });
+        }
         let request = UnifiedOrder {
             body: clip(&format!("结算商城-{}", order.snap_name), 40),
             out_trade_no: attempt.out_trade_no.clone(),
@@ -133,7 +170,7 @@ impl Gateway {
             trade_type: trade,
             openid,
             product_id: (trade == TradeType::Native).then(|| order.id.to_string()),
-            time_expire: Some(beijing(order.expires_at)),
+            time_expire: Some(beijing(attempt.expires_at)),
         };
         let answer = self.wxpay.unified_order(&request).await;
         let (id, no) = (attempt.id, attempt.out_trade_no.clone());
@@ -183,10 +220,17 @@ impl Gateway {
         client_ip: String,
         open_id: Option<String>,
     ) -> Result<(PayAttempt, ChargeReply), ServiceError> {
-        let (order, attempt) = run(&self.db, move |c| {
-            pay::start_attempt(c, &which, channel, None)
-        })
-        .await?;
+        let (order, attempt, new) = self.begin(which, channel, None).await?;
+        if !new {
+            // The same charge again (its credential, as Ping++ keeps it).
+            let ch = attempt.provider_ref.clone().unwrap_or_default();
+            let reply = self
+                .pingpp
+                .retrieve_charge(&ch)
+                .await
+                .map_err(|e| ServiceError::Gateway(format!("retrieve charge: {e}")))?;
+            return Ok((attempt, reply));
+        }
         let first_product = super::order::snap_items(&order)
             .first()
             .map(|l| l.id.to_string())
@@ -211,7 +255,7 @@ impl Gateway {
                 128,
             ),
             extra,
-            time_expire: Some(order.expires_at.and_utc().timestamp()),
+            time_expire: Some(attempt.expires_at.and_utc().timestamp()),
             metadata: json!({ "order_no": order.order_no }),
             description: None,
         };
@@ -243,12 +287,13 @@ impl Gateway {
     }
 
     /// Asks the platform about one attempt; a payment it confirms is applied exactly as a
-    /// notification would be. `None`: not paid (yet).
+    /// notification would be. `None`: not paid (yet), or unknown at the platform (counted:
+    /// after a few such answers the attempt ends).
     pub async fn query_attempt(
         &self,
         attempt: &PayAttempt,
     ) -> Result<Option<Applied>, ServiceError> {
-        let proof = match Provider::parse(&attempt.provider) {
+        let answer = match Provider::parse(&attempt.provider) {
             Some(Provider::Wechat) => self.query_wechat(attempt).await?,
             Some(Provider::Pingpp) => self.query_pingpp(attempt).await?,
             None => {
@@ -258,8 +303,20 @@ impl Gateway {
                 )))
             }
         };
-        let Some((proof, raw)) = proof else {
-            return Ok(None);
+        let (proof, raw) = match answer {
+            Answer::Paid(proof, raw) => (proof, raw),
+            Answer::Unpaid => return Ok(None),
+            Answer::Unknown(raw) => {
+                let provider = Provider::parse(&attempt.provider).unwrap_or(Provider::Wechat);
+                let (a, no) = (attempt.clone(), attempt.out_trade_no.clone());
+                run(&self.db, move |c| {
+                    let ended = pay::unknown_at_platform(c, &a)?;
+                    let outcome = if ended { "unknown_ended" } else { "unknown_trade" };
+                    pay::log_only(c, &outbound(provider, "query", raw), Some(&no), outcome, "")
+                })
+                .await?;
+                return Ok(None);
+            }
         };
         let entry = LogEntry {
             raw_body: raw,
@@ -272,14 +329,14 @@ impl Gateway {
         Ok(Some(applied))
     }
 
-    async fn query_wechat(
-        &self,
-        attempt: &PayAttempt,
-    ) -> Result<Option<(Proof, String)>, ServiceError> {
+    async fn query_wechat(&self, attempt: &PayAttempt) -> Result<Answer, ServiceError> {
         let no = attempt.out_trade_no.clone();
         let answer: Result<Exchange, WxError> = self.wxpay.order_query(&no).await;
         let ex = match answer {
             Ok(ex) => ex,
+            Err(WxError::Business { code, response, .. }) if code == "ORDERNOTEXIST" => {
+                return Ok(Answer::Unknown(response))
+            }
             Err(e) => {
                 self.log(
                     outbound(Provider::Wechat, "query", e.to_string()),
@@ -291,7 +348,8 @@ impl Gateway {
             }
         };
         let state = ex.fields.get("trade_state").cloned().unwrap_or_default();
-        if state != "SUCCESS" {
+        // REFUND: paid, then (partly) refunded; the payment still counts.
+        if state != "SUCCESS" && state != "REFUND" {
             let outcome = format!("trade_state {state}");
             self.log(
                 outbound(Provider::Wechat, "query", ex.response),
@@ -299,7 +357,7 @@ impl Gateway {
                 outcome,
             )
             .await?;
-            return Ok(None);
+            return Ok(Answer::Unpaid);
         }
         let notice = notify::paid_notice(&ex.fields).map_err(ServiceError::Gateway)?;
         if notice.appid != self.wxpay.appid || notice.mch_id != self.wxpay.mch_id {
@@ -307,7 +365,7 @@ impl Gateway {
                 "orderquery answered for another merchant".into(),
             ));
         }
-        Ok(Some((
+        Ok(Answer::Paid(
             Proof {
                 provider: Provider::Wechat,
                 out_trade_no: notice.out_trade_no,
@@ -316,19 +374,19 @@ impl Gateway {
                 amount: Money::from_fen(notice.total_fee),
             },
             ex.response,
-        )))
+        ))
     }
 
-    async fn query_pingpp(
-        &self,
-        attempt: &PayAttempt,
-    ) -> Result<Option<(Proof, String)>, ServiceError> {
+    async fn query_pingpp(&self, attempt: &PayAttempt) -> Result<Answer, ServiceError> {
         let no = attempt.out_trade_no.clone();
         let Some(ch) = attempt.provider_ref.clone() else {
-            return Ok(None);
+            return Ok(Answer::Unpaid);
         };
         let reply = match self.pingpp.retrieve_charge(&ch).await {
             Ok(r) => r,
+            Err(PingppError::Api { status: 404, error }) => {
+                return Ok(Answer::Unknown(format!("404 {}", error.message)))
+            }
             Err(e) => {
                 let entry = outbound(Provider::Pingpp, "query", e.to_string());
                 self.log(entry, no, "query_failed".into()).await?;
@@ -336,6 +394,28 @@ impl Gateway {
             }
         };
         let c = &reply.charge;
+        // Checked before `paid`: a test-mode charge "paid" without money must never pay a
+        // live order, nor a live one a sandbox order.
+        let wrong = if c.livemode != self.livemode {
+            Some("wrong_mode")
+        } else if c.app != self.pingpp_app_id
+            || c.currency != "cny"
+            || c.order_no != attempt.out_trade_no
+        {
+            Some("wrong_app")
+        } else {
+            None
+        };
+        if let Some(outcome) = wrong {
+            let entry = LogEntry {
+                verified: false,
+                ..outbound(Provider::Pingpp, "query", reply.raw.clone())
+            };
+            self.log(entry, no, outcome.into()).await?;
+            return Err(ServiceError::Gateway(format!(
+                "charge {ch} does not belong to this app, order or mode ({outcome})"
+            )));
+        }
         if !c.paid {
             self.log(
                 outbound(Provider::Pingpp, "query", reply.raw.clone()),
@@ -343,15 +423,9 @@ impl Gateway {
                 "not_paid".into(),
             )
             .await?;
-            return Ok(None);
+            return Ok(Answer::Unpaid);
         }
-        if c.app != self.pingpp_app_id || c.currency != "cny" || c.order_no != attempt.out_trade_no
-        {
-            return Err(ServiceError::Gateway(
-                "charge belongs to another app or order".into(),
-            ));
-        }
-        Ok(Some((
+        Ok(Answer::Paid(
             Proof {
                 provider: Provider::Pingpp,
                 out_trade_no: c.order_no.clone(),
@@ -360,7 +434,7 @@ impl Gateway {
                 amount: Money::from_fen(c.amount),
             },
             reply.raw.clone(),
-        )))
+        ))
     }
 
     /// Asks about every pending attempt of an order (the client says it paid, or the sweep).
@@ -490,6 +564,10 @@ impl Gateway {
     }
 
     /// Sends a Pending refund to its platform (a refund already sent is returned as it is).
+    /// Only a definitive refusal fails it; an answer that leaves the outcome open (a
+    /// timeout, a 5xx, SYSTEMERROR, BIZERR_NEED_RETRY, FREQUENCY_LIMITED) keeps it Pending
+    /// for the refund sweep, which submits it again under the same out_refund_no. A Ping++
+    /// refund whose first POST went unanswered is looked for at Ping++ before any new POST.
     pub async fn submit_refund(&self, refund: Refund) -> Result<Refund, ServiceError> {
         if refund.status != crate::domain::RefundStatus::Pending.code() {
             return Ok(refund);
@@ -497,68 +575,44 @@ impl Gateway {
         let r = refund.clone();
         let attempt = run(&self.db, move |c| lifecycle::refund_attempt(c, &r)).await?;
         let (id, no) = (refund.id, attempt.out_trade_no.clone());
-        match Provider::parse(&attempt.provider) {
-            Some(Provider::Wechat) => {
-                let req = WxRefund {
-                    out_trade_no: attempt.out_trade_no.clone(),
-                    out_refund_no: refund.out_refund_no.clone(),
-                    total_fee: attempt.amount,
-                    refund_fee: refund.amount,
-                    refund_desc: clip(&refund.reason, 80),
-                    notify_url: self.wechat_refund_notify_url.clone(),
-                };
-                match self.wxpay.refund(&req).await {
-                    Ok(ex) => {
-                        let refund_id = ex.fields.get("refund_id").cloned().unwrap_or_default();
-                        let entry = outbound(Provider::Wechat, "refund", ex.response);
-                        run(&self.db, move |c| {
-                            lifecycle::refund_accepted(c, id, &refund_id)?;
-                            pay::log_only(c, &entry, Some(&no), "refund_accepted", "")
-                        })
-                        .await?;
-                    }
-                    Err(e) => {
-                        return self
-                            .refund_refused(
-                                id,
-                                no,
-                                Provider::Wechat,
-                                e.to_string(),
-                                matches!(e, WxError::Business { .. }),
-                            )
-                            .await
-                    }
-                }
+        let provider = Provider::parse(&attempt.provider).ok_or_else(|| {
+            ServiceError::Internal(format!("provider {}", attempt.provider))
+        })?;
+        let sent = match provider {
+            Provider::Wechat => self.submit_wechat_refund(&refund, &attempt).await,
+            Provider::Pingpp => self.submit_pingpp_refund(&refund, &attempt).await,
+        };
+        match sent {
+            Submitted::Accepted { refund_id, raw } => {
+                let entry = outbound(provider, "refund", raw);
+                run(&self.db, move |c| {
+                    lifecycle::refund_accepted(c, id, &refund_id)?;
+                    pay::log_only(c, &entry, Some(&no), "refund_accepted", "")
+                })
+                .await?;
             }
-            Some(Provider::Pingpp) => {
-                let ch = attempt.provider_ref.clone().unwrap_or_default();
-                let req = CreateRefund {
-                    description: clip(&refund.reason, 255),
-                    amount: Some(refund.amount),
-                    metadata: json!({ "out_refund_no": refund.out_refund_no }),
-                };
-                match self.pingpp.create_refund(&ch, &req).await {
-                    Ok((re, raw)) => {
-                        let entry = outbound(Provider::Pingpp, "refund", raw);
-                        run(&self.db, move |c| {
-                            lifecycle::refund_accepted(c, id, &re.id)?;
-                            pay::log_only(c, &entry, Some(&no), "refund_accepted", "")
-                        })
-                        .await?;
-                    }
-                    Err(e) => {
-                        let final_no = matches!(e, PingppError::Api { status, .. } if (400..500).contains(&status));
-                        return self
-                            .refund_refused(id, no, Provider::Pingpp, e.to_string(), final_no)
-                            .await;
-                    }
-                }
+            Submitted::Retry(why) => {
+                let entry = outbound(provider, "refund", why.clone());
+                let outcome = clip(&format!("refund_retry: {why}"), 64);
+                let r = refund.clone();
+                run(&self.db, move |c| {
+                    lifecycle::refund_retry(c, &r)?;
+                    pay::log_only(c, &entry, Some(&no), &outcome, "")
+                })
+                .await?;
+                return Err(ServiceError::Gateway(format!(
+                    "refund not settled yet, will be retried: {why}"
+                )));
             }
-            None => {
-                return Err(ServiceError::Internal(format!(
-                    "provider {}",
-                    attempt.provider
-                )))
+            Submitted::Refused(why) => {
+                let entry = outbound(provider, "refund", why.clone());
+                let outcome = clip(&format!("refund_failed: {why}"), 64);
+                run(&self.db, move |c| {
+                    lifecycle::refund_failed(c, id, &outcome)?;
+                    pay::log_only(c, &entry, Some(&no), &outcome, "")
+                })
+                .await?;
+                return Err(ServiceError::Gateway(format!("refund: {why}")));
             }
         }
         let out = refund.out_refund_no.clone();
@@ -567,32 +621,69 @@ impl Gateway {
             .ok_or_else(|| ServiceError::Internal("refund vanished".into()))
     }
 
-    /// The platform said no (`refused`: for good) or could not be reached (left Pending).
-    async fn refund_refused(
-        &self,
-        id: i32,
-        no: String,
-        provider: Provider,
-        why: String,
-        refused: bool,
-    ) -> Result<Refund, ServiceError> {
-        let entry = outbound(provider, "refund", why.clone());
-        let outcome = clip(&format!("refund_failed: {why}"), 64);
-        run(&self.db, move |c| {
-            if refused {
-                lifecycle::refund_failed(c, id, &outcome)?;
+    async fn submit_wechat_refund(&self, refund: &Refund, attempt: &PayAttempt) -> Submitted {
+        let req = WxRefund {
+            out_trade_no: attempt.out_trade_no.clone(),
+            out_refund_no: refund.out_refund_no.clone(),
+            total_fee: attempt.amount,
+            refund_fee: refund.amount,
+            refund_desc: clip(&refund.reason, 80),
+            notify_url: self.wechat_refund_notify_url.clone(),
+        };
+        match self.wxpay.refund(&req).await {
+            Ok(ex) => Submitted::Accepted {
+                refund_id: ex.fields.get("refund_id").cloned().unwrap_or_default(),
+                raw: ex.response,
+            },
+            Err(WxError::Business { code, response, .. })
+                if WX_REFUND_RETRYABLE.contains(&code.as_str()) =>
+            {
+                Submitted::Retry(format!("{code}: {response}"))
             }
-            pay::log_only(c, &entry, Some(&no), &outcome, "")
-        })
-        .await?;
-        Err(ServiceError::Gateway(format!("refund: {why}")))
+            Err(e @ WxError::Business { .. }) => Submitted::Refused(e.to_string()),
+            // No answer, or one we cannot read: the refund may have gone through, and
+            // WeChat settles a repeat of the same out_refund_no as the same refund.
+            Err(e) => Submitted::Retry(e.to_string()),
+        }
     }
 
-    /// Asks the platform about a refund it accepted; completes it when done.
+    async fn submit_pingpp_refund(&self, refund: &Refund, attempt: &PayAttempt) -> Submitted {
+        let ch = attempt.provider_ref.clone().unwrap_or_default();
+        if refund.tries > 0 {
+            // An earlier POST got no clear answer: it may have taken the money. Ping++ has
+            // no idempotency key, so look for our refund before posting again.
+            match self.pingpp.list_refunds(&ch).await {
+                Ok((list, raw)) => {
+                    let ours = list.into_iter().find(|re| {
+                        re.metadata["out_refund_no"].as_str() == Some(&refund.out_refund_no)
+                    });
+                    if let Some(re) = ours {
+                        return Submitted::Accepted { refund_id: re.id, raw };
+                    }
+                }
+                Err(e) => return Submitted::Retry(format!("list refunds: {e}")),
+            }
+        }
+        let req = CreateRefund {
+            description: clip(&refund.reason, 255),
+            amount: Some(refund.amount),
+            metadata: json!({ "out_refund_no": refund.out_refund_no }),
+        };
+        match self.pingpp.create_refund(&ch, &req).await {
+            Ok((re, raw)) => Submitted::Accepted { refund_id: re.id, raw },
+            Err(e @ PingppError::Api { status, .. }) if (400..500).contains(&status) && status != 429 => {
+                Submitted::Refused(e.to_string())
+            }
+            Err(e) => Submitted::Retry(e.to_string()),
+        }
+    }
+
+    /// Asks the platform about a refund it accepted; completes it when done, and marks it
+    /// abnormal when the platform closed it or could not deliver it.
     pub async fn query_refund(&self, refund: &Refund) -> Result<bool, ServiceError> {
         let r = refund.clone();
         let attempt = run(&self.db, move |c| lifecycle::refund_attempt(c, &r)).await?;
-        let (done, provider_ref, raw, provider) = match Provider::parse(&attempt.provider) {
+        let (status, provider_ref, raw, provider) = match Provider::parse(&attempt.provider) {
             Some(Provider::Wechat) => {
                 let ex = self
                     .wxpay
@@ -605,7 +696,12 @@ impl Gateway {
                     .cloned()
                     .unwrap_or_default();
                 let id = ex.fields.get("refund_id_0").cloned().unwrap_or_default();
-                (status == "SUCCESS", id, ex.response, Provider::Wechat)
+                let status = match status.as_str() {
+                    "SUCCESS" => RefundAnswer::Done,
+                    "REFUNDCLOSE" | "CHANGE" => RefundAnswer::Abnormal(status),
+                    _ => RefundAnswer::Processing,
+                };
+                (status, id, ex.response, Provider::Wechat)
             }
             Some(Provider::Pingpp) => {
                 let ch = attempt.provider_ref.clone().unwrap_or_default();
@@ -615,7 +711,15 @@ impl Gateway {
                     .retrieve_refund(&ch, &re)
                     .await
                     .map_err(|e| ServiceError::Gateway(format!("retrieve refund: {e}")))?;
-                (obj.status == "succeeded", obj.id, raw, Provider::Pingpp)
+                let status = match obj.status.as_str() {
+                    "succeeded" => RefundAnswer::Done,
+                    "failed" => RefundAnswer::Failed(format!(
+                        "Ping++ 退款失败 {}",
+                        obj.failure_msg.clone().unwrap_or_default()
+                    )),
+                    _ => RefundAnswer::Processing,
+                };
+                (status, obj.id, raw, Provider::Pingpp)
             }
             None => {
                 return Err(ServiceError::Internal(format!(
@@ -631,21 +735,50 @@ impl Gateway {
         let key = format!("{provider}-refund:{provider_ref}");
         let r = refund.clone();
         let no = attempt.out_trade_no.clone();
-        if !done {
-            run(&self.db, move |c| {
-                pay::log_only(c, &entry, Some(&no), "refund_processing", "")
-            })
-            .await?;
-            return Ok(false);
+        let id = refund.id;
+        match status {
+            RefundAnswer::Done => {
+                run(&self.db, move |c| {
+                    super::notify::apply_refund(c, &r, &provider_ref, &key, &entry, &no, "")
+                })
+                .await
+            }
+            RefundAnswer::Processing => {
+                run(&self.db, move |c| {
+                    pay::log_only(c, &entry, Some(&no), "refund_processing", "")
+                })
+                .await?;
+                Ok(false)
+            }
+            RefundAnswer::Abnormal(why) => {
+                run(&self.db, move |c| {
+                    lifecycle::refund_abnormal(c, id, &format!("微信退款 {why}，需人工处理"))?;
+                    pay::log_only(c, &entry, Some(&no), &format!("refund_{}", why.to_lowercase()), "")
+                })
+                .await?;
+                Ok(false)
+            }
+            RefundAnswer::Failed(why) => {
+                run(&self.db, move |c| {
+                    lifecycle::refund_failed(c, id, &clip(&why, 64))?;
+                    pay::log_only(c, &entry, Some(&no), "refund_failed", "")
+                })
+                .await?;
+                Ok(false)
+            }
         }
-        run(&self.db, move |c| {
-            super::notify::apply_refund(c, &r, &provider_ref, &key, &entry, &no, "")
-        })
-        .await
     }
 
-    /// The refund sweep: asks about every refund still processing.
+    /// The refund sweep: submits the Pending refunds that are due (a second payment's
+    /// automatic refund, a retry after an open answer), then asks about every refund still
+    /// processing. How many completed.
     pub async fn sweep_refunds(&self) -> Result<usize, ServiceError> {
+        let due = run(&self.db, |c| lifecycle::due_refunds(c, 100)).await?;
+        for r in due {
+            if let Err(e) = self.submit_refund(r.clone()).await {
+                log::warn!("refund {} not submitted: {e}", r.out_refund_no);
+            }
+        }
         let open = run(&self.db, |c| lifecycle::unfinished_refunds(c, 100)).await?;
         let mut done = 0;
         for r in &open {
@@ -657,4 +790,22 @@ impl Gateway {
         }
         Ok(done)
     }
+}
+
+/// What a refund submission came to.
+enum Submitted {
+    Accepted { refund_id: String, raw: String },
+    /// The outcome is open: submit again later with the same out_refund_no.
+    Retry(String),
+    /// A definitive refusal.
+    Refused(String),
+}
+
+/// What a refund query found.
+enum RefundAnswer {
+    Done,
+    Processing,
+    /// REFUNDCLOSE or CHANGE: for an admin, never to be refunded again automatically.
+    Abnormal(String),
+    Failed(String),
 }

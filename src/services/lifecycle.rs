@@ -102,10 +102,12 @@ pub fn paying_attempt<'a>(o: &Order, attempts: &'a [PayAttempt]) -> Option<&'a P
         .or_else(|| succeeded().next())
 }
 
-/// Money committed to refunds that are not refused.
-pub fn held_by_refunds(refunds: &[Refund]) -> i64 {
+/// Money of `attempt` committed to refunds that are not refused (a second payment's own
+/// refund draws on that payment, not on the one that paid the order).
+pub fn held_by_refunds(refunds: &[Refund], attempt: &PayAttempt) -> i64 {
     refunds
         .iter()
+        .filter(|x| x.attempt_id == attempt.id)
         .filter(|x| RefundStatus::from_code(x.status).is_some_and(RefundStatus::holds_money))
         .map(|x| x.amount)
         .sum()
@@ -162,7 +164,7 @@ pub fn start_refund(
             }
             return Err(ServiceError::Refused("退款单号已被使用".into()));
         }
-        let held = held_by_refunds(&refunds::of_order(c, o.id)?);
+        let held = held_by_refunds(&refunds::of_order(c, o.id)?, &attempt);
         let left = attempt.amount - held;
         if r.amount.fen() > left {
             return Err(ServiceError::field(
@@ -182,6 +184,7 @@ pub fn start_refund(
                 status: RefundStatus::Pending.code(),
                 created_at: t,
                 updated_at: t,
+                next_try_at: None,
             },
         )?;
         let note = format!("申请退款 {}：{}", r.amount, r.reason);
@@ -232,6 +235,41 @@ pub fn refund_failed(conn: &mut Conn, refund_id: i32, why: &str) -> Result<(), S
     })
 }
 
+/// The platform closed the refund or could not deliver it (WeChat REFUNDCLOSE / CHANGE):
+/// Abnormal, an alarm for the admin, and never submitted again automatically.
+pub fn refund_abnormal(conn: &mut Conn, refund_id: i32, why: &str) -> Result<(), ServiceError> {
+    db::write_tx(conn, |c| {
+        let from = [
+            RefundStatus::Pending.code(),
+            RefundStatus::Processing.code(),
+        ];
+        if refunds::cas(c, refund_id, &from, RefundStatus::Abnormal.code(), None)? {
+            let order_id = refunds_order(c, refund_id)?;
+            event::record(c, order_id, "refund_abnormal", None, "system", why)?;
+            log::warn!("refund {refund_id} is abnormal at the platform: {why}");
+        }
+        Ok(())
+    })
+}
+
+/// The wait before the `n`th resubmission of a refund: 30 s doubling, at most an hour.
+pub fn refund_retry_after(tries: i32) -> chrono::Duration {
+    super::pay::backoff_after(tries)
+}
+
+/// The platform could not settle the refund yet (SYSTEMERROR, BIZERR_NEED_RETRY,
+/// FREQUENCY_LIMITED, a timeout): it stays Pending and the refund sweep submits it again,
+/// with the same out_refund_no, later.
+pub fn refund_retry(conn: &mut Conn, r: &Refund) -> Result<(), ServiceError> {
+    refunds::retry_at(conn, r.id, now() + refund_retry_after(r.tries))?;
+    Ok(())
+}
+
+/// Pending refunds due for (re)submission by the refund sweep.
+pub fn due_refunds(conn: &mut Conn, limit: i64) -> Result<Vec<Refund>, ServiceError> {
+    Ok(refunds::due(conn, RefundStatus::Pending.code(), now(), limit)?)
+}
+
 fn refunds_order(c: &mut Conn, refund_id: i32) -> Result<i32, ServiceError> {
     use crate::models::schema::refund;
     Ok(refund::table
@@ -262,16 +300,30 @@ pub fn complete_refund_in(
     )? {
         return Ok(false);
     }
-    let done: i64 = refunds::of_order(c, r.order_id)?
+    let attempts = pay::attempts_of(c, r.order_id)?;
+    let paid = attempts
         .iter()
-        .filter(|x| x.status == RefundStatus::Succeeded.code())
-        .map(|x| x.amount)
-        .sum();
-    let paid = pay::attempts_of(c, r.order_id)?
-        .into_iter()
         .find(|a| a.id == r.attempt_id)
         .map(|a| a.amount)
         .unwrap_or(0);
+    let done: i64 = refunds::of_order(c, r.order_id)?
+        .iter()
+        .filter(|x| x.attempt_id == r.attempt_id && x.status == RefundStatus::Succeeded.code())
+        .map(|x| x.amount)
+        .sum();
+    let o = order::find(c, r.order_id)?.ok_or(ServiceError::OrderNotFound)?;
+    if paying_attempt(&o, &attempts).is_some_and(|a| a.id != r.attempt_id) {
+        // A second payment given back: the order keeps the status its own payment gave it.
+        event::record(
+            c,
+            o.id,
+            "refunded",
+            None,
+            actor,
+            &format!("重复支付退款 {} 成功", Money::from_fen(r.amount)),
+        )?;
+        return Ok(true);
+    }
     for _ in 0..3 {
         let o = order::find(c, r.order_id)?.ok_or(ServiceError::OrderNotFound)?;
         let s = status_of(&o)?;
@@ -322,7 +374,7 @@ pub fn refund_attempt(conn: &mut Conn, r: &Refund) -> Result<PayAttempt, Service
         .ok_or_else(|| ServiceError::Internal(format!("refund {} has no attempt", r.id)))
 }
 
-/// Refunds still waiting for the platform's answer.
+/// Refunds the platform accepted and has not finished.
 pub fn unfinished_refunds(conn: &mut Conn, limit: i64) -> Result<Vec<Refund>, ServiceError> {
     Ok(refunds::in_status(
         conn,

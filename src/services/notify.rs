@@ -163,6 +163,9 @@ pub fn pingpp(
     };
     match event.kind.as_str() {
         "charge.succeeded" => {}
+        "refund.succeeded" if event.livemode != app.livemode => {
+            return reject(conn, true, None, 400, "wrong_mode")
+        }
         "refund.succeeded" => return pingpp_refund(conn, req, &event.data.object),
         _ => return reject(conn, true, None, 400, "unknown_type"),
     }
@@ -298,11 +301,31 @@ pub fn wechat_refund(
     let Some(refund) = super::lifecycle::refund_by_no(conn, &out_refund_no)? else {
         return reject(conn, true, Some(&no), "unknown_refund", "退款单不存在");
     };
+    // Decrypting proves it came from WeChat; the content must still be about this refund:
+    // its own trade, and no more money than was asked for.
+    let attempt = super::lifecycle::refund_attempt(conn, &refund)?;
+    if attempt.out_trade_no != no {
+        return reject(conn, true, Some(&no), "refund_trade_mismatch", "退款单与订单不匹配");
+    }
+    let fee_ok = field("refund_fee")
+        .parse::<i64>()
+        .is_ok_and(|fee| fee > 0 && fee <= refund.amount);
+    if !fee_ok {
+        return reject(
+            conn,
+            true,
+            Some(&no),
+            "refund_amount_mismatch",
+            "退款金额不匹配",
+        );
+    }
     let entry = req.entry(Provider::Wechat, "refund_notify", true);
     let reply = wx::SUCCESS_REPLY.to_string();
-    if field("refund_status") != "SUCCESS" {
-        let status = field("refund_status");
-        super::lifecycle::refund_failed(conn, refund.id, &format!("微信退款 {status}"))?;
+    let status = field("refund_status");
+    if status != "SUCCESS" {
+        // REFUNDCLOSE or CHANGE: settled by hand in the merchant platform; never refunded
+        // again automatically.
+        super::lifecycle::refund_abnormal(conn, refund.id, &format!("微信退款 {status}，需人工处理"))?;
         pay::log_only(
             conn,
             &entry,
@@ -311,15 +334,6 @@ pub fn wechat_refund(
             &reply,
         )?;
         return Ok(reply);
-    }
-    if field("refund_fee") != refund.amount.to_string() {
-        return reject(
-            conn,
-            true,
-            Some(&no),
-            "refund_amount_mismatch",
-            "退款金额不匹配",
-        );
     }
     let key = format!("wechat-refund:{refund_id}");
     apply_refund(conn, &refund, &refund_id, &key, &entry, &no, &reply)?;
@@ -345,8 +359,15 @@ fn pingpp_refund(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let found = super::lifecycle::refund_by_no(conn, &out_refund_no)?;
-    let Some(ours) = found.filter(|r| r.amount == refund.amount) else {
+    let found = match super::lifecycle::refund_by_no(conn, &out_refund_no)? {
+        Some(r) => {
+            let charge = super::lifecycle::refund_attempt(conn, &r)?.provider_ref;
+            (r.amount == refund.amount && charge.as_deref() == Some(refund.charge.as_str()))
+                .then_some(r)
+        }
+        None => None,
+    };
+    let Some(ours) = found else {
         pay::log_only(
             conn,
             &entry,

@@ -49,6 +49,80 @@ pub fn payable(o: &Order) -> Result<(), ServiceError> {
     }
 }
 
+/// How long the platforms keep a payment's credential usable: WeChat's prepay_id and a
+/// NATIVE code_url live 2 hours, after which a scan cannot pay.
+pub const CREDENTIAL_LIFE: chrono::Duration = chrono::Duration::minutes(120);
+
+/// The shortest payment window the platforms accept: WeChat refuses a `time_expire` less than
+/// 5 minutes ahead (PARAM_ERROR "time_expire时间过短"), and so do WeChat channels behind
+/// Ping++. One more minute covers the trip to the platform.
+pub const MIN_PAY_WINDOW: chrono::Duration = chrono::Duration::minutes(6);
+
+/// An attempt is reused only while the shopper still has this long to pay with it.
+const REUSE_MARGIN: chrono::Duration = chrono::Duration::minutes(2);
+
+/// An attempt being created (no platform answer yet) is waited for this long before another
+/// is started beside it.
+const IN_FLIGHT: chrono::Duration = chrono::Duration::seconds(15);
+
+/// When an attempt started at `t` for an order held until `order_expires_at` expires at the
+/// platform: the order's deadline, but never sooner than the platforms accept. A payment
+/// started in the last minutes of the hold outlives it; the timeout close settles such an
+/// attempt at its platform before closing the order, and a payment after that is a late
+/// payment.
+pub fn attempt_expiry(
+    order_expires_at: chrono::NaiveDateTime,
+    t: chrono::NaiveDateTime,
+) -> chrono::NaiveDateTime {
+    order_expires_at.max(t + MIN_PAY_WINDOW)
+}
+
+/// Inserts the order's next attempt (inside the caller's transaction).
+fn insert_next_attempt(
+    c: &mut Conn,
+    o: &Order,
+    channel: Channel,
+    sign_type: Option<&str>,
+) -> Result<PayAttempt, ServiceError> {
+    let n = pay::attempt_count(c, o.id)? + 1;
+    if n > MAX_ATTEMPTS {
+        return Err(ServiceError::OrderNotPayable(
+            "支付尝试次数过多，请重新下单",
+        ));
+    }
+    let t = now();
+    let out_trade_no = format!("{}{n:02}", o.order_no);
+    Ok(pay::insert_attempt(
+        c,
+        &NewAttempt {
+            order_id: o.id,
+            out_trade_no: &out_trade_no,
+            provider: channel.provider().as_str(),
+            channel: channel.as_str(),
+            amount: o.total_price,
+            status: AttemptStatus::Pending.code(),
+            sign_type,
+            expires_at: attempt_expiry(o.expires_at, t),
+            created_at: t,
+            updated_at: t,
+        },
+    )?)
+}
+
+/// Two attempts started at once took the same number: the caller takes the next one.
+fn retry_numbering<T>(
+    mut f: impl FnMut() -> Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match f() {
+            Err(ServiceError::Db(e)) if db::is_unique_violation(&e) && tries < 5 => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Records the intent to pay (a new attempt with its own out_trade_no) and commits, before
 /// any call to the platform.
 pub fn start_attempt(
@@ -57,43 +131,68 @@ pub fn start_attempt(
     channel: Channel,
     sign_type: Option<&str>,
 ) -> Result<(Order, PayAttempt), ServiceError> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let result = db::write_tx(conn, |c| {
+    retry_numbering(|| {
+        db::write_tx(conn, |c| {
             let o = find_order(c, which)?;
             payable(&o)?;
-            let n = pay::attempt_count(c, o.id)? + 1;
-            if n > MAX_ATTEMPTS {
-                return Err(ServiceError::OrderNotPayable(
-                    "支付尝试次数过多，请重新下单",
-                ));
-            }
-            let t = now();
-            let out_trade_no = format!("{}{n:02}", o.order_no);
-            let a = pay::insert_attempt(
-                c,
-                &NewAttempt {
-                    order_id: o.id,
-                    out_trade_no: &out_trade_no,
-                    provider: channel.provider().as_str(),
-                    channel: channel.as_str(),
-                    amount: o.total_price,
-                    status: AttemptStatus::Pending.code(),
-                    sign_type,
-                    expires_at: o.expires_at,
-                    created_at: t,
-                    updated_at: t,
-                },
-            )?;
+            let a = insert_next_attempt(c, &o, channel, sign_type)?;
             Ok((o, a))
-        });
-        match result {
-            // Two attempts started at once took the same number: take the next one.
-            Err(ServiceError::Db(e)) if db::is_unique_violation(&e) && tries < 5 => continue,
-            other => return other,
-        }
-    }
+        })
+    })
+}
+
+/// What `reuse_or_start` found.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// A live attempt of the channel: show its credential again.
+    Reuse(Order, PayAttempt),
+    /// A new attempt, recorded and committed: create it at the platform.
+    New(Order, PayAttempt),
+    /// Another request is creating this channel's attempt right now: ask again shortly.
+    Wait,
+}
+
+/// Whether `a` can be shown again: pending, created at the platform, and with time left to
+/// pay both before its expiry and within the credential's two hours.
+pub fn reusable(a: &PayAttempt, channel: Channel, t: chrono::NaiveDateTime) -> bool {
+    a.channel == channel.as_str()
+        && a.status == AttemptStatus::Pending.code()
+        && a.provider_ref.is_some()
+        && a.expires_at > t + REUSE_MARGIN
+        && a.created_at + CREDENTIAL_LIFE > t + REUSE_MARGIN
+}
+
+/// The live attempt of this channel, or a new one. The order row is locked first, so
+/// requests for one order (500 anonymous scans of its QR at once) queue here and share one
+/// attempt instead of each using up a trade number.
+pub fn reuse_or_start(
+    conn: &mut Conn,
+    which: &OrderRef,
+    channel: Channel,
+    sign_type: Option<&str>,
+) -> Result<Start, ServiceError> {
+    retry_numbering(|| {
+        db::write_tx(conn, |c| {
+            let o = find_order(c, which)?;
+            payable(&o)?;
+            order::touch(c, o.id)?;
+            let t = now();
+            let latest = pay::attempts_of(c, o.id)?
+                .into_iter()
+                .rev()
+                .find(|a| a.channel == channel.as_str() && a.status == AttemptStatus::Pending.code());
+            if let Some(a) = latest {
+                if reusable(&a, channel, t) {
+                    return Ok(Start::Reuse(o, a));
+                }
+                if a.provider_ref.is_none() && a.created_at + IN_FLIGHT > t {
+                    return Ok(Start::Wait);
+                }
+            }
+            let a = insert_next_attempt(c, &o, channel, sign_type)?;
+            Ok(Start::New(o, a))
+        })
+    })
 }
 
 /// Records what the platform answered at creation.
@@ -424,16 +523,26 @@ fn settle(
             }
             continue;
         }
+        // The money of this second payment goes back through the normal refund path: one
+        // refund row (unique out_refund_no) in the transaction that applies the payment, so
+        // however often its notification arrives it is refunded once. The refund sweep
+        // submits it; the admin sees the alarm.
+        insert_refund(
+            c,
+            attempt,
+            "重复支付，自动全额退款",
+            Some(now()),
+        )?;
         event::record(
             c,
             o.id,
             "paid_twice",
             None,
             actor,
-            &format!("重复支付：{note}，需退款"),
+            &format!("重复支付：{note}，已自动发起退款"),
         )?;
         log::warn!(
-            "order {} was paid twice ({})",
+            "order {} was paid twice ({}): the second payment is being refunded",
             o.order_no,
             attempt.out_trade_no
         );
@@ -453,20 +562,7 @@ fn out_of_stock_refund(
     actor: &str,
     note: &str,
 ) -> Result<(), ServiceError> {
-    let t = now();
-    refunds::insert(
-        c,
-        &NewRefund {
-            order_id: attempt.order_id,
-            attempt_id: attempt.id,
-            out_refund_no: &format!("{}R", attempt.out_trade_no),
-            amount: attempt.amount,
-            reason: "支付时库存已售罄，全额退款",
-            status: RefundStatus::Pending.code(),
-            created_at: t,
-            updated_at: t,
-        },
-    )?;
+    insert_refund(c, attempt, "支付时库存已售罄，全额退款", None)?;
     let s = (
         OrderStatus::Closed.code(),
         OrderStatus::PaidButOutOfStock.code(),
@@ -478,6 +574,32 @@ fn out_of_stock_refund(
         Some(s),
         actor,
         &format!("{note}：库存不足，待退款"),
+    )?;
+    Ok(())
+}
+
+/// A full refund of one attempt, numbered after it (so there is only ever one). With
+/// `next_try_at` the refund sweep submits it; without, an admin does.
+fn insert_refund(
+    c: &mut Conn,
+    attempt: &PayAttempt,
+    reason: &str,
+    next_try_at: Option<chrono::NaiveDateTime>,
+) -> Result<(), ServiceError> {
+    let t = now();
+    refunds::insert(
+        c,
+        &NewRefund {
+            order_id: attempt.order_id,
+            attempt_id: attempt.id,
+            out_refund_no: &format!("{}R", attempt.out_trade_no),
+            amount: attempt.amount,
+            reason,
+            status: RefundStatus::Pending.code(),
+            created_at: t,
+            updated_at: t,
+            next_try_at,
+        },
     )?;
     Ok(())
 }
@@ -546,27 +668,35 @@ pub fn backoff_after(n: i32) -> chrono::Duration {
     chrono::Duration::seconds((30i64 << exp).min(MAX_BACKOFF_SECONDS))
 }
 
+/// "No such trade" answers after which an attempt ends.
+pub const NOT_FOUND_LIMIT: i32 = 3;
+
+/// The platform says it has no such trade (ORDERNOTEXIST, "No such charge"): it never
+/// created it, or lost it. Counted; after `NOT_FOUND_LIMIT` answers the attempt ends (Failed)
+/// and is never asked about again. True when this call ended it.
+pub fn unknown_at_platform(conn: &mut Conn, attempt: &PayAttempt) -> Result<bool, ServiceError> {
+    let n = pay::not_found(conn, attempt.id, now() + backoff_after(attempt.not_found_count))?;
+    if n < NOT_FOUND_LIMIT {
+        return Ok(false);
+    }
+    let s = AttemptStatus::Pending;
+    let Some(to) = s.fail() else {
+        return Ok(false);
+    };
+    let ended = pay::cas_attempt(conn, attempt.id, &[s.code()], to.code(), None)?;
+    if ended {
+        log::warn!(
+            "attempt {} is unknown at its platform after {n} queries: ended",
+            attempt.out_trade_no
+        );
+    }
+    Ok(ended)
+}
+
 /// The sweep asked and the platform has no payment yet: ask again later.
 pub fn queried_unpaid(conn: &mut Conn, attempt: &PayAttempt) -> Result<(), ServiceError> {
     pay::backoff(conn, attempt.id, now() + backoff_after(attempt.query_count))?;
     Ok(())
-}
-
-/// A reusable pending attempt of this channel (same QR / same prepay_id within its life).
-pub fn reusable_attempt(
-    conn: &mut Conn,
-    order_id: i32,
-    channel: Channel,
-) -> Result<Option<PayAttempt>, ServiceError> {
-    Ok(pay::attempts_of(conn, order_id)?
-        .into_iter()
-        .rev()
-        .find(|a| {
-            a.channel == channel.as_str()
-                && a.status == AttemptStatus::Pending.code()
-                && a.provider_ref.is_some()
-                && a.expires_at > now()
-        }))
 }
 
 #[cfg(test)]

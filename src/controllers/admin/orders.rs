@@ -295,8 +295,10 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
 }
 
 fn refundable(h: &OrderHistory) -> Money {
-    let paid = lifecycle::paying_attempt(&h.order, &h.attempts).map_or(0, |a| a.amount);
-    Money::from_fen((paid - lifecycle::held_by_refunds(&h.refunds)).max(0))
+    let Some(paid) = lifecycle::paying_attempt(&h.order, &h.attempts) else {
+        return Money::from_fen(0);
+    };
+    Money::from_fen((paid.amount - lifecycle::held_by_refunds(&h.refunds, paid)).max(0))
 }
 
 async fn detail_page(

@@ -39,9 +39,20 @@ impl Pingpp {
         uri: &str,
         body: Option<String>,
     ) -> Result<String, PingppError> {
+        self.send_with(method, uri, body, true).await
+    }
+
+    /// `retry_502`: the SDKs retry once on 502; a refund POST must not (a 502 may come after
+    /// the money left: the caller looks for the refund before posting again).
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        uri: &str,
+        body: Option<String>,
+        retry_502: bool,
+    ) -> Result<String, PingppError> {
         let url = format!("{}{}", self.base.trim_end_matches('/'), uri);
         let body_bytes = body.clone().unwrap_or_default();
-        // The SDKs retry once on 502.
         for attempt in 0..2 {
             let mut req = self
                 .http
@@ -69,7 +80,7 @@ impl Pingpp {
                 .text()
                 .await
                 .map_err(|e| PingppError::Transport(format!("{url}: {e}")))?;
-            if status == 502 && attempt == 0 {
+            if status == 502 && attempt == 0 && retry_502 {
                 continue;
             }
             if (200..300).contains(&status) {
@@ -127,15 +138,32 @@ impl Pingpp {
     ) -> Result<(Refund, String), PingppError> {
         let body = serde_json::to_string(req).map_err(|e| PingppError::Transport(e.to_string()))?;
         let raw = self
-            .send(
+            .send_with(
                 reqwest::Method::POST,
                 &format!("/v1/charges/{charge_id}/refunds"),
                 Some(body),
+                false,
             )
             .await?;
         let refund = serde_json::from_str(&raw)
             .map_err(|e| PingppError::BadResponse(format!("not a refund: {e}")))?;
         Ok((refund, raw))
+    }
+
+    /// `GET /v1/charges/{id}/refunds?limit=100`: the charge's refunds, newest first.
+    pub async fn list_refunds(&self, charge_id: &str) -> Result<(Vec<Refund>, String), PingppError> {
+        let raw = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/v1/charges/{charge_id}/refunds?limit=100"),
+                None,
+            )
+            .await?;
+        let v: serde_json::Value =
+            serde_json::from_str(&raw).map_err(|e| PingppError::BadResponse(e.to_string()))?;
+        let list = serde_json::from_value(v["data"].clone())
+            .map_err(|e| PingppError::BadResponse(format!("not a refund list: {e}")))?;
+        Ok((list, raw))
     }
 
     /// `GET /v1/charges/{id}/refunds/{re_id}`.
