@@ -309,7 +309,9 @@ impl Config {
             return bad("live mode needs a Ping++ live secret key (sk_live_…): a test key (sk_test_…) creates charges that are paid without money");
         }
         if wx.client_cert_pem.is_none() {
-            return bad("live mode needs wechat.client_cert_pem (the merchant certificate, for refunds)");
+            return bad(
+                "live mode needs wechat.client_cert_pem (the merchant certificate, for refunds)",
+            );
         }
         if self.sandbox.url.is_some() {
             return bad("live mode cannot use the sandbox");
@@ -404,9 +406,15 @@ mod tests {
         let mut short = live();
         short.order_timeout_minutes = 4;
         assert!(refusal(&short).contains("at least 5"));
-        let mut sandbox_short = Config::default();
-        sandbox_short.order_timeout_minutes = 1;
-        assert_eq!(refusal(&sandbox_short), "", "sandbox mode keeps short holds for tests");
+        let sandbox_short = Config {
+            order_timeout_minutes: 1,
+            ..Config::default()
+        };
+        assert_eq!(
+            refusal(&sandbox_short),
+            "",
+            "sandbox mode keeps short holds for tests"
+        );
     }
 
     #[test]

@@ -105,7 +105,12 @@ pub fn count_in_status(conn: &mut Conn, status: i32) -> QueryResult<i64> {
 }
 
 /// Pending refunds whose next submission is due, oldest first.
-pub fn due(conn: &mut Conn, pending: i32, at: chrono::NaiveDateTime, limit: i64) -> QueryResult<Vec<Refund>> {
+pub fn due(
+    conn: &mut Conn,
+    pending: i32,
+    at: chrono::NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Refund>> {
     refund::table
         .filter(refund::status.eq(pending))
         .filter(refund::next_try_at.le(at))

@@ -158,7 +158,11 @@ impl Sandbox {
         // 5 minutes WeChat itself needs.
         let now = self.now();
         if let Some(t) = req.time_expire {
-            let least = if channel.starts_with("wx") { 5 * 60 } else { 60 };
+            let least = if channel.starts_with("wx") {
+                5 * 60
+            } else {
+                60
+            };
             if t - now < least || t - now > 15 * 86_400 {
                 return invalid(
                     &format!(

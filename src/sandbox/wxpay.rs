@@ -394,8 +394,11 @@ impl Sandbox {
         let reply = self.wx_refund_reply(f, st);
         let faults = match &reply {
             Ok(_) => Some(
-                self.state()
-                    .faults_for(f.get("out_trade_no").map(String::as_str).unwrap_or_default()),
+                self.state().faults_for(
+                    f.get("out_trade_no")
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                ),
             ),
             Err(_) => None,
         };
@@ -424,12 +427,18 @@ impl Sandbox {
             return Err(self.business_error(st, "TRADE_STATE_ERROR", "订单状态错误"));
         }
         if total != order.total_fee {
-            return Err(self.business_error(st, "PARAM_ERROR", "订单金额或退款金额与之前请求不一致"));
+            return Err(self.business_error(
+                st,
+                "PARAM_ERROR",
+                "订单金额或退款金额与之前请求不一致",
+            ));
         }
         let existing = state.wx_refunds.get(&rno).cloned();
         let refund = match existing {
             Some(r) if r.refund_fee == fee && r.out_trade_no == no => r,
-            Some(_) => return Err(self.business_error(st, "PARAM_ERROR", "退款单号已用于其他退款")),
+            Some(_) => {
+                return Err(self.business_error(st, "PARAM_ERROR", "退款单号已用于其他退款"))
+            }
             None => {
                 let refunded: i64 = state
                     .wx_refunds
@@ -492,7 +501,11 @@ impl Sandbox {
                 if let Some(x) = st.wx_refunds.get_mut(&r.out_refund_no) {
                     x.status = status;
                 }
-                if let Some(o) = st.wx.get_mut(&r.out_trade_no).filter(|_| status == "SUCCESS") {
+                if let Some(o) = st
+                    .wx
+                    .get_mut(&r.out_trade_no)
+                    .filter(|_| status == "SUCCESS")
+                {
                     o.trade_state = "REFUND";
                 }
             }

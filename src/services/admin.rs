@@ -300,6 +300,29 @@ pub fn out_of_stock_count(conn: &mut Conn) -> Result<i64, ServiceError> {
         .get_result(conn)?)
 }
 
+/// Refunds that need an admin: abnormal at the platform (closed or undeliverable: settle
+/// them in the merchant platform), and orders paid twice in the last day (the second payment
+/// is refunded automatically; the admin should know it happened).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefundAlarms {
+    pub abnormal: i64,
+    pub paid_twice_today: i64,
+}
+
+pub fn refund_alarms(conn: &mut Conn) -> Result<RefundAlarms, ServiceError> {
+    use crate::models::schema::order_event;
+    let abnormal = refunds::count_in_status(conn, RefundStatus::Abnormal.code())?;
+    let paid_twice_today = order_event::table
+        .filter(order_event::kind.eq("paid_twice"))
+        .filter(order_event::created_at.gt(now() - chrono::Duration::hours(24)))
+        .count()
+        .get_result(conn)?;
+    Ok(RefundAlarms {
+        abnormal,
+        paid_twice_today,
+    })
+}
+
 /// One order and everything that happened to it.
 pub struct OrderHistory {
     pub order: Order,

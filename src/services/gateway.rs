@@ -311,7 +311,11 @@ impl Gateway {
                 let (a, no) = (attempt.clone(), attempt.out_trade_no.clone());
                 run(&self.db, move |c| {
                     let ended = pay::unknown_at_platform(c, &a)?;
-                    let outcome = if ended { "unknown_ended" } else { "unknown_trade" };
+                    let outcome = if ended {
+                        "unknown_ended"
+                    } else {
+                        "unknown_trade"
+                    };
                     pay::log_only(c, &outbound(provider, "query", raw), Some(&no), outcome, "")
                 })
                 .await?;
@@ -563,8 +567,8 @@ impl Gateway {
         self.submit_refund(refund).await
     }
 
-    /// Sends a Pending refund to its platform (a refund already sent is returned as it is).
-    /// Only a definitive refusal fails it; an answer that leaves the outcome open (a
+    /// Sends a Pending refund to its platform (a refund already sent is returned as it is);
+    /// the refund as it stands afterwards. Only a definitive refusal fails it (an error); an answer that leaves the outcome open (a
     /// timeout, a 5xx, SYSTEMERROR, BIZERR_NEED_RETRY, FREQUENCY_LIMITED) keeps it Pending
     /// for the refund sweep, which submits it again under the same out_refund_no. A Ping++
     /// refund whose first POST went unanswered is looked for at Ping++ before any new POST.
@@ -575,9 +579,8 @@ impl Gateway {
         let r = refund.clone();
         let attempt = run(&self.db, move |c| lifecycle::refund_attempt(c, &r)).await?;
         let (id, no) = (refund.id, attempt.out_trade_no.clone());
-        let provider = Provider::parse(&attempt.provider).ok_or_else(|| {
-            ServiceError::Internal(format!("provider {}", attempt.provider))
-        })?;
+        let provider = Provider::parse(&attempt.provider)
+            .ok_or_else(|| ServiceError::Internal(format!("provider {}", attempt.provider)))?;
         let sent = match provider {
             Provider::Wechat => self.submit_wechat_refund(&refund, &attempt).await,
             Provider::Pingpp => self.submit_pingpp_refund(&refund, &attempt).await,
@@ -600,9 +603,12 @@ impl Gateway {
                     pay::log_only(c, &entry, Some(&no), &outcome, "")
                 })
                 .await?;
-                return Err(ServiceError::Gateway(format!(
-                    "refund not settled yet, will be retried: {why}"
-                )));
+                // Not an error for whoever asked: the refund is recorded and the refund
+                // sweep sees it through.
+                log::warn!(
+                    "refund {} not settled yet, will be retried: {why}",
+                    refund.out_refund_no
+                );
             }
             Submitted::Refused(why) => {
                 let entry = outbound(provider, "refund", why.clone());
@@ -658,7 +664,10 @@ impl Gateway {
                         re.metadata["out_refund_no"].as_str() == Some(&refund.out_refund_no)
                     });
                     if let Some(re) = ours {
-                        return Submitted::Accepted { refund_id: re.id, raw };
+                        return Submitted::Accepted {
+                            refund_id: re.id,
+                            raw,
+                        };
                     }
                 }
                 Err(e) => return Submitted::Retry(format!("list refunds: {e}")),
@@ -670,8 +679,13 @@ impl Gateway {
             metadata: json!({ "out_refund_no": refund.out_refund_no }),
         };
         match self.pingpp.create_refund(&ch, &req).await {
-            Ok((re, raw)) => Submitted::Accepted { refund_id: re.id, raw },
-            Err(e @ PingppError::Api { status, .. }) if (400..500).contains(&status) && status != 429 => {
+            Ok((re, raw)) => Submitted::Accepted {
+                refund_id: re.id,
+                raw,
+            },
+            Err(e @ PingppError::Api { status, .. })
+                if (400..500).contains(&status) && status != 429 =>
+            {
                 Submitted::Refused(e.to_string())
             }
             Err(e) => Submitted::Retry(e.to_string()),
@@ -753,7 +767,13 @@ impl Gateway {
             RefundAnswer::Abnormal(why) => {
                 run(&self.db, move |c| {
                     lifecycle::refund_abnormal(c, id, &format!("微信退款 {why}，需人工处理"))?;
-                    pay::log_only(c, &entry, Some(&no), &format!("refund_{}", why.to_lowercase()), "")
+                    pay::log_only(
+                        c,
+                        &entry,
+                        Some(&no),
+                        &format!("refund_{}", why.to_lowercase()),
+                        "",
+                    )
                 })
                 .await?;
                 Ok(false)
@@ -794,7 +814,10 @@ impl Gateway {
 
 /// What a refund submission came to.
 enum Submitted {
-    Accepted { refund_id: String, raw: String },
+    Accepted {
+        refund_id: String,
+        raw: String,
+    },
     /// The outcome is open: submit again later with the same out_refund_no.
     Retry(String),
     /// A definitive refusal.

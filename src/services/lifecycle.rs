@@ -267,7 +267,12 @@ pub fn refund_retry(conn: &mut Conn, r: &Refund) -> Result<(), ServiceError> {
 
 /// Pending refunds due for (re)submission by the refund sweep.
 pub fn due_refunds(conn: &mut Conn, limit: i64) -> Result<Vec<Refund>, ServiceError> {
-    Ok(refunds::due(conn, RefundStatus::Pending.code(), now(), limit)?)
+    Ok(refunds::due(
+        conn,
+        RefundStatus::Pending.code(),
+        now(),
+        limit,
+    )?)
 }
 
 fn refunds_order(c: &mut Conn, refund_id: i32) -> Result<i32, ServiceError> {

@@ -305,7 +305,13 @@ pub fn wechat_refund(
     // its own trade, and no more money than was asked for.
     let attempt = super::lifecycle::refund_attempt(conn, &refund)?;
     if attempt.out_trade_no != no {
-        return reject(conn, true, Some(&no), "refund_trade_mismatch", "退款单与订单不匹配");
+        return reject(
+            conn,
+            true,
+            Some(&no),
+            "refund_trade_mismatch",
+            "退款单与订单不匹配",
+        );
     }
     let fee_ok = field("refund_fee")
         .parse::<i64>()
@@ -325,7 +331,11 @@ pub fn wechat_refund(
     if status != "SUCCESS" {
         // REFUNDCLOSE or CHANGE: settled by hand in the merchant platform; never refunded
         // again automatically.
-        super::lifecycle::refund_abnormal(conn, refund.id, &format!("微信退款 {status}，需人工处理"))?;
+        super::lifecycle::refund_abnormal(
+            conn,
+            refund.id,
+            &format!("微信退款 {status}，需人工处理"),
+        )?;
         pay::log_only(
             conn,
             &entry,

@@ -110,9 +110,7 @@ fn insert_next_attempt(
 }
 
 /// Two attempts started at once took the same number: the caller takes the next one.
-fn retry_numbering<T>(
-    mut f: impl FnMut() -> Result<T, ServiceError>,
-) -> Result<T, ServiceError> {
+fn retry_numbering<T>(mut f: impl FnMut() -> Result<T, ServiceError>) -> Result<T, ServiceError> {
     let mut tries = 0;
     loop {
         tries += 1;
@@ -177,10 +175,9 @@ pub fn reuse_or_start(
             payable(&o)?;
             order::touch(c, o.id)?;
             let t = now();
-            let latest = pay::attempts_of(c, o.id)?
-                .into_iter()
-                .rev()
-                .find(|a| a.channel == channel.as_str() && a.status == AttemptStatus::Pending.code());
+            let latest = pay::attempts_of(c, o.id)?.into_iter().rev().find(|a| {
+                a.channel == channel.as_str() && a.status == AttemptStatus::Pending.code()
+            });
             if let Some(a) = latest {
                 if reusable(&a, channel, t) {
                     return Ok(Start::Reuse(o, a));
@@ -527,12 +524,7 @@ fn settle(
         // refund row (unique out_refund_no) in the transaction that applies the payment, so
         // however often its notification arrives it is refunded once. The refund sweep
         // submits it; the admin sees the alarm.
-        insert_refund(
-            c,
-            attempt,
-            "重复支付，自动全额退款",
-            Some(now()),
-        )?;
+        insert_refund(c, attempt, "重复支付，自动全额退款", Some(now()))?;
         event::record(
             c,
             o.id,
@@ -675,7 +667,11 @@ pub const NOT_FOUND_LIMIT: i32 = 3;
 /// created it, or lost it. Counted; after `NOT_FOUND_LIMIT` answers the attempt ends (Failed)
 /// and is never asked about again. True when this call ended it.
 pub fn unknown_at_platform(conn: &mut Conn, attempt: &PayAttempt) -> Result<bool, ServiceError> {
-    let n = pay::not_found(conn, attempt.id, now() + backoff_after(attempt.not_found_count))?;
+    let n = pay::not_found(
+        conn,
+        attempt.id,
+        now() + backoff_after(attempt.not_found_count),
+    )?;
     if n < NOT_FOUND_LIMIT {
         return Ok(false);
     }

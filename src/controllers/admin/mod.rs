@@ -23,10 +23,11 @@ pub async fn layout(
 ) -> Result<AdminLayout, PageError> {
     let window = chrono::Duration::seconds(state.config.callback_alarm_after_seconds);
     let min = state.config.callback_alarm_min_confirmations;
-    let (health, stranded) = db(state, move |c| {
+    let (health, stranded, refunds) = db(state, move |c| {
         Ok((
             lifecycle::callback_health(c, window, min)?,
             admin::out_of_stock_count(c)?,
+            admin::refund_alarms(c)?,
         ))
     })
     .await?;
@@ -40,6 +41,18 @@ pub async fn layout(
     }
     if stranded > 0 {
         alarms.push(format!("{stranded} 个订单已支付但缺货，等待退款。"));
+    }
+    if refunds.abnormal > 0 {
+        alarms.push(format!(
+            "{} 笔退款异常（退款关闭或退款到账失败），系统不会自动重退，请在商户平台人工处理。",
+            refunds.abnormal
+        ));
+    }
+    if refunds.paid_twice_today > 0 {
+        alarms.push(format!(
+            "24 小时内 {} 笔订单被重复支付，多付的款项已自动原路退回，请留意退款结果。",
+            refunds.paid_twice_today
+        ));
     }
     Ok(AdminLayout {
         admin: who.name.clone(),

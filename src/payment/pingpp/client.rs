@@ -151,7 +151,10 @@ impl Pingpp {
     }
 
     /// `GET /v1/charges/{id}/refunds?limit=100`: the charge's refunds, newest first.
-    pub async fn list_refunds(&self, charge_id: &str) -> Result<(Vec<Refund>, String), PingppError> {
+    pub async fn list_refunds(
+        &self,
+        charge_id: &str,
+    ) -> Result<(Vec<Refund>, String), PingppError> {
         let raw = self
             .send(
                 reqwest::Method::GET,
