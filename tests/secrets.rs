@@ -8,7 +8,7 @@
 mod common;
 
 use common::{test_config, TestApp};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Mutex;
