@@ -2,6 +2,39 @@
 //! `DATABASE_URL` / `JIESUAN_*` environment overrides. Loaded once into `AppState`.
 
 use serde::Deserialize;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Stands for a secret in `Debug` output: says whether it is set, never what it is.
+pub struct Redacted<'a>(pub &'a str);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+/// A URL with the password of its user info (`mysql://user:password@host`) replaced.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!(
+                "{scheme}://{user}:<redacted>@{host}{}",
+                &rest[authority_end..]
+            )
+        }
+        _ => url.to_string(),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -12,7 +45,7 @@ pub enum PayMode {
     Live,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WechatConfig {
     pub appid: String,
@@ -42,7 +75,7 @@ impl Default for WechatConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PingppConfig {
     pub app_id: String,
@@ -65,6 +98,32 @@ impl Default for PingppConfig {
             merchant_private_key: None,
             api_base: None,
         }
+    }
+}
+
+impl fmt::Debug for WechatConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WechatConfig")
+            .field("appid", &self.appid)
+            .field("app_secret", &Redacted(&self.app_secret))
+            .field("mch_id", &self.mch_id)
+            .field("api_key", &Redacted(&self.api_key))
+            .field("login_base", &self.login_base)
+            .field("pay_base", &self.pay_base)
+            .field("client_cert_pem", &self.client_cert_pem)
+            .finish()
+    }
+}
+
+impl fmt::Debug for PingppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PingppConfig")
+            .field("app_id", &self.app_id)
+            .field("secret_key", &Redacted(&self.secret_key))
+            .field("webhook_public_key", &self.webhook_public_key)
+            .field("merchant_private_key", &self.merchant_private_key)
+            .field("api_base", &self.api_base)
+            .finish()
     }
 }
 
@@ -94,7 +153,7 @@ impl Default for SandboxConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub database_url: String,
@@ -121,6 +180,13 @@ pub struct Config {
     pub callback_alarm_min_confirmations: i64,
     /// How long a call to a payment platform may take before it counts as unanswered.
     pub platform_timeout_seconds: u64,
+    /// The server's public IPv4 address, sent as `spbill_create_ip` for NATIVE payments and
+    /// for shoppers who reach the shop over IPv6 only. Live mode needs it; sandbox mode
+    /// falls back to the bound address (or 127.0.0.1).
+    pub server_ip: Option<String>,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed; none by default, so the peer
+    /// address is the shopper's.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub wechat: WechatConfig,
     pub pingpp: PingppConfig,
     pub sandbox: SandboxConfig,
@@ -143,10 +209,47 @@ impl Default for Config {
             callback_alarm_after_seconds: 1800,
             callback_alarm_min_confirmations: 2,
             platform_timeout_seconds: 10,
+            server_ip: None,
+            trusted_proxies: Vec::new(),
             wechat: WechatConfig::default(),
             pingpp: PingppConfig::default(),
             sandbox: SandboxConfig::default(),
         }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let session_secret = self.session_secret.as_deref().map(Redacted);
+        f.debug_struct("Config")
+            .field("database_url", &without_password(&self.database_url))
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("pay_mode", &self.pay_mode)
+            .field("order_timeout_minutes", &self.order_timeout_minutes)
+            .field("token_ttl_minutes", &self.token_ttl_minutes)
+            .field("session_secret", &session_secret)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("seed_demo_data", &self.seed_demo_data)
+            .field(
+                "query_pending_after_seconds",
+                &self.query_pending_after_seconds,
+            )
+            .field("sweep_interval_seconds", &self.sweep_interval_seconds)
+            .field(
+                "callback_alarm_after_seconds",
+                &self.callback_alarm_after_seconds,
+            )
+            .field(
+                "callback_alarm_min_confirmations",
+                &self.callback_alarm_min_confirmations,
+            )
+            .field("server_ip", &self.server_ip)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("wechat", &self.wechat)
+            .field("pingpp", &self.pingpp)
+            .field("sandbox", &self.sandbox)
+            .finish()
     }
 }
 
@@ -227,6 +330,20 @@ impl Config {
         if let Some(v) = get("JIESUAN_SWEEP_INTERVAL_SECONDS") {
             self.sweep_interval_seconds = num("JIESUAN_SWEEP_INTERVAL_SECONDS", v)?;
         }
+        if let Some(v) = get("JIESUAN_SERVER_IP") {
+            self.server_ip = Some(v);
+        }
+        if let Some(v) = get("JIESUAN_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| ConfigError::Env("JIESUAN_TRUSTED_PROXIES", v.clone()))
+                })
+                .collect::<Result<_, _>>()?;
+        }
         for (key, slot) in [
             ("JIESUAN_PINGPP_APP_ID", &mut self.pingpp.app_id),
             ("JIESUAN_PINGPP_SECRET_KEY", &mut self.pingpp.secret_key),
@@ -270,6 +387,11 @@ impl Config {
                 return bad("session_secret must be at least 64 bytes written as hex");
             }
         }
+        if let Some(ip) = &self.server_ip {
+            if ip.parse::<Ipv4Addr>().is_err() {
+                return bad("server_ip must be an IPv4 address");
+            }
+        }
         if !(1..=120).contains(&self.platform_timeout_seconds) {
             return bad("platform_timeout_seconds must be between 1 and 120");
         }
@@ -287,6 +409,9 @@ impl Config {
         // make every payment fail (sandbox mode allows it, for tests).
         if self.order_timeout_minutes < 5 {
             return bad("live mode needs order_timeout_minutes of at least 5: WeChat Pay refuses a payment window shorter than 5 minutes");
+        }
+        if !self.server_ip.as_deref().is_some_and(public_ipv4) {
+            return bad("live mode needs server_ip, the server's public IPv4 address (spbill_create_ip of NATIVE payments)");
         }
         let wx = &self.wechat;
         let wx_sandbox = WechatConfig::default();
@@ -328,6 +453,34 @@ impl Config {
         }
         Ok(())
     }
+
+    /// The server's IPv4 address for the platforms: `server_ip`, else the bound address
+    /// when it is a usable IPv4 one, else 127.0.0.1 (sandbox mode only: live mode refuses
+    /// to start without `server_ip`).
+    pub fn server_ipv4(&self) -> Ipv4Addr {
+        let bound = self.bind.rsplit_once(':').map(|(host, _)| host);
+        self.server_ip
+            .as_deref()
+            .into_iter()
+            .chain(bound)
+            .filter_map(|s| s.parse::<Ipv4Addr>().ok())
+            .find(|ip| !ip.is_unspecified())
+            .unwrap_or(Ipv4Addr::LOCALHOST)
+    }
+}
+
+/// An IPv4 address the platforms can see the server at: not private, loopback,
+/// link-local, unspecified, broadcast, multicast or reserved for documentation.
+fn public_ipv4(s: &str) -> bool {
+    s.parse::<Ipv4Addr>().is_ok_and(|ip| {
+        !(ip.is_private()
+            || ip.is_loopback()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || ip.is_documentation())
+    })
 }
 
 #[cfg(test)]
@@ -357,28 +510,103 @@ mod tests {
         assert!(Config::default().validate().is_ok());
     }
 
-    /// A live configuration that passes; each test spoils one thing.
+    /// A live configuration that passes every check but the one under test.
     fn live() -> Config {
-        Config {
+        let mut cfg = Config {
             pay_mode: PayMode::Live,
             public_url: Some("https://shop.example.com".into()),
             session_secret: Some("ab".repeat(64)),
-            wechat: WechatConfig {
-                appid: "wx1234567890abcdef".into(),
-                app_secret: "0123456789abcdef0123456789abcdef".into(),
-                mch_id: "1230000109".into(),
-                api_key: "k".repeat(32),
-                client_cert_pem: Some("/etc/jiesuan/apiclient.pem".into()),
-                ..WechatConfig::default()
-            },
-            pingpp: PingppConfig {
-                app_id: "app_1Gqj58ynP0mHeX1q".into(),
-                secret_key: "sk_live_0123456789abcdefghijkl".into(),
-                webhook_public_key: "/etc/jiesuan/pingpp.pem".into(),
-                ..PingppConfig::default()
-            },
+            server_ip: Some("203.0.114.7".into()),
             ..Config::default()
+        };
+        cfg.wechat.appid = "wx1234567890abcdef".into();
+        cfg.wechat.app_secret = "0123456789abcdef0123456789abcdef".into();
+        cfg.wechat.mch_id = "1230000109".into();
+        cfg.wechat.api_key = "live-api-key-live-api-key-123456".into();
+        cfg.wechat.client_cert_pem = Some("/etc/jiesuan/apiclient.pem".into());
+        cfg.pingpp.app_id = "app_1Gqj58ynP0mHeX1q".into();
+        cfg.pingpp.secret_key = "sk_live_secret".into();
+        cfg.pingpp.webhook_public_key = "/etc/jiesuan/pingpp.pem".into();
+        cfg
+    }
+
+    #[test]
+    fn live_mode_needs_a_public_ipv4_server_ip() {
+        assert!(live().validate().is_ok(), "{:?}", live().validate());
+        for bad in [
+            None,
+            Some("::1"),
+            Some("0.0.0.0"),
+            Some("10.0.0.8"),
+            Some("127.0.0.1"),
+            Some("shop"),
+        ] {
+            let cfg = Config {
+                server_ip: bad.map(str::to_string),
+                ..live()
+            };
+            assert!(
+                matches!(cfg.validate(), Err(ConfigError::Invalid(m)) if m.contains("server_ip")),
+                "{bad:?}"
+            );
         }
+        let sandbox = Config {
+            server_ip: Some("2001:db8::1".into()),
+            ..Config::default()
+        };
+        assert!(
+            sandbox.validate().is_err(),
+            "server_ip is IPv4 in every mode"
+        );
+    }
+
+    #[test]
+    fn the_server_ip_falls_back_to_the_bound_ipv4_address() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.server_ipv4(), Ipv4Addr::new(127, 0, 0, 1));
+        cfg.bind = "0.0.0.0:8080".into();
+        assert_eq!(cfg.server_ipv4(), Ipv4Addr::LOCALHOST);
+        cfg.bind = "192.168.1.20:8080".into();
+        assert_eq!(cfg.server_ipv4(), Ipv4Addr::new(192, 168, 1, 20));
+        cfg.server_ip = Some("203.0.114.7".into());
+        assert_eq!(cfg.server_ipv4(), Ipv4Addr::new(203, 0, 114, 7));
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment() {
+        let mut cfg = Config::default();
+        assert!(cfg.trusted_proxies.is_empty());
+        let env =
+            |k: &str| (k == "JIESUAN_TRUSTED_PROXIES").then(|| "10.0.0.0/8, ::1/128".to_string());
+        assert!(cfg.apply_env(env).is_ok());
+        assert_eq!(cfg.trusted_proxies.len(), 2);
+        let bad = |k: &str| (k == "JIESUAN_TRUSTED_PROXIES").then(|| "10.0.0.0/33".to_string());
+        assert!(matches!(
+            cfg.apply_env(bad),
+            Err(ConfigError::Env("JIESUAN_TRUSTED_PROXIES", _))
+        ));
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let mut cfg = live();
+        cfg.database_url = "mysql://shop:db-password-42@db.internal/shop".into();
+        cfg.wechat.app_secret = "app-secret-9f8e7d".into();
+        let text = format!("{cfg:?} {cfg:#?}");
+        for secret in [
+            "db-password-42",
+            "app-secret-9f8e7d",
+            cfg.wechat.api_key.as_str(),
+            cfg.pingpp.secret_key.as_str(),
+            cfg.session_secret.as_deref().unwrap_or("unset"),
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("wx1234567890abcdef"),
+            "the rest is still shown"
+        );
+        assert!(text.contains("mysql://shop:<redacted>@db.internal/shop"));
     }
 
     fn refusal(cfg: &Config) -> String {

@@ -97,6 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
                 .route("/control/faults", web::post().to(sandbox::set_faults))
                 .route("/control/faults", web::delete().to(sandbox::clear_faults))
                 .route("/control/pay", web::post().to(sandbox::control_pay))
+                .route("/control/wx_login", web::post().to(sandbox::wx_login))
                 .route("/control/deliveries", web::get().to(sandbox::deliveries))
                 .route("/control/refunds", web::get().to(sandbox::refunds))
                 .route("/control/clock", web::post().to(sandbox::advance_clock))

@@ -102,12 +102,7 @@ impl AppState {
             pingpp_app_id: pp.app_id.clone(),
             wechat_notify_url: format!("{}/api/v1/pay/notify", self.public_url),
             wechat_refund_notify_url: format!("{}/api/v1/pay/refund_notify", self.public_url),
-            server_ip: self
-                .config
-                .bind
-                .rsplit_once(':')
-                .map(|(host, _)| host.to_string())
-                .unwrap_or_else(|| "127.0.0.1".into()),
+            server_ip: self.config.server_ipv4().to_string(),
             livemode: self.config.pay_mode == PayMode::Live,
         }
     }
@@ -229,6 +224,27 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
     })
 }
 
+/// The access log's request line, with the value of every `secret` query parameter hidden:
+/// the sandbox serves `sns/jscode2session`, whose query carries the AppSecret.
+fn request_line(req: &actix_web::dev::ServiceRequest) -> String {
+    let query = req
+        .query_string()
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("secret") => format!("{k}=<redacted>"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let sep = if query.is_empty() { "" } else { "?" };
+    format!(
+        "{} {}{sep}{query} {:?}",
+        req.method(),
+        req.path(),
+        req.version()
+    )
+}
+
 /// Runs the server on `listener`. When no public URL was configured it becomes the
 /// listener's own address (so port 0 works in tests).
 pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, StartupError> {
@@ -261,7 +277,10 @@ pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, Startup
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            .wrap(
+                middleware::Logger::new("%a \"%{request}xi\" %s %b %Dms")
+                    .custom_request_replace("request", request_line),
+            )
             .wrap(middleware::Compress::default())
             .configure(|cfg| crate::routes::configure(cfg, mode))
     })

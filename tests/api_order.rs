@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde_json::{json, Value};
 
 #[tokio::test]
-async fn a_sandbox_code_gets_a_token_and_the_same_code_the_same_user() {
+async fn a_login_gets_a_token_and_the_same_user_the_same_account() {
     let app = TestApp::spawn().await;
     let a = app.token("code-a").await;
     let b = app.token("code-a").await;
@@ -24,17 +24,45 @@ async fn a_sandbox_code_gets_a_token_and_the_same_code_the_same_user() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["mobile"], "13800138000");
 
-    let res = app
-        .api
-        .post(format!("{}/api/v1/token/user", app.url))
-        .json(&json!({"code": "invalid"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.log_in("invalid").await;
     assert_eq!(res.status(), 400);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["error_code"], 10004);
     assert_eq!(v["request_url"], "/api/v1/token/user");
+}
+
+#[tokio::test]
+async fn a_login_code_works_once_and_only_if_wx_login_issued_it() {
+    let app = TestApp::spawn().await;
+    let code = app.login_code("once").await;
+    assert_eq!(app.log_in(&code).await.status(), 200);
+    for reused_or_made_up in [code.as_str(), "abc123"] {
+        let res = app.log_in(reused_or_made_up).await;
+        assert_eq!(res.status(), 400);
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["error_code"], 10004);
+        assert_eq!(v["msg"], "微信登录失败，请重新登录");
+    }
+    // WeChat's own words, as the sandbox says them.
+    let wx = &app.state.config.wechat;
+    let session = |code: &str| {
+        app.api
+            .get(format!("{}/sandbox/wxapi/sns/jscode2session", app.url))
+            .query(&[
+                ("appid", wx.appid.as_str()),
+                ("secret", wx.app_secret.as_str()),
+                ("js_code", code),
+                ("grant_type", "authorization_code"),
+            ])
+            .send()
+    };
+    let answer: Value = session(&code).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["errcode"], 40163, "{answer}");
+    let answer: Value = session("abc123").await.unwrap().json().await.unwrap();
+    assert_eq!(answer["errcode"], 40029, "{answer}");
+    let fresh = app.login_code("once").await;
+    let answer: Value = session(&fresh).await.unwrap().json().await.unwrap();
+    assert!(answer["openid"].is_string(), "{answer}");
 }
 
 #[tokio::test]

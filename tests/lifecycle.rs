@@ -239,7 +239,7 @@ fn refund_request(order_id: i32, fen: i64, no: &str) -> RefundRequest {
     }
 }
 
-/// A paid order through `channel` ("wechat" NATIVE or Ping++ "wx_pub"): (id, amount).
+/// A paid order through `channel` ("wechat" NATIVE or Ping++ "wx_lite"): (id, amount).
 async fn paid_order(app: &TestApp, code: &str, channel: &str) -> (i32, i64) {
     let (token, id, _) = app.unpaid_order(code).await;
     if channel == "wechat" {
@@ -256,7 +256,7 @@ async fn paid_order(app: &TestApp, code: &str, channel: &str) -> (i32, i64) {
             .post_json(
                 "/api/v1/pay/pingpp",
                 &token,
-                &json!({"id": id, "channel": "wx_pub"}),
+                &json!({"id": id, "channel": "wx_lite"}),
             )
             .await
             .json()

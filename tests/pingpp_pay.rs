@@ -387,7 +387,7 @@ async fn a_lost_webhook_is_found_by_querying_the_charge() {
         .post_json(
             "/api/v1/pay/pingpp",
             &token,
-            &json!({"id": id, "channel": "wx_pub"}),
+            &json!({"id": id, "channel": "wx_lite"}),
         )
         .await
         .json()
@@ -490,4 +490,78 @@ async fn with_a_merchant_key_requests_are_signed_and_checked() {
     assert_eq!(res.status(), 401);
     let v: Value = res.json().await.unwrap();
     assert!(v["error"]["message"].as_str().unwrap().contains("签名"));
+}
+
+#[tokio::test]
+async fn the_mini_program_pays_with_wx_lite_only() {
+    let app = TestApp::spawn().await;
+    let (token, id, _) = app.unpaid_order("lite-only").await;
+    let res = app
+        .post_json(
+            "/api/v1/pay/pingpp",
+            &token,
+            &json!({"id": id, "channel": "wx_pub"}),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error_code"], 10000);
+    assert!(v["msg"].as_str().unwrap().contains("wx_lite"), "{v}");
+    assert!(app.attempts(id).is_empty(), "nothing was started");
+}
+
+/// Creates a charge at the sandbox directly; (status, body).
+async fn create_charge(
+    app: &TestApp,
+    channel: &str,
+    open_id: &str,
+    client_ip: &str,
+) -> (u16, Value) {
+    let res = app
+        .api
+        .post(format!("{}/sandbox/pingpp/v1/charges", app.url))
+        .bearer_auth(&app.state.config.pingpp.secret_key)
+        .json(&json!({"order_no": format!("OID{}", rand_no()), "app": {"id": app.state.config.pingpp.app_id},
+                      "channel": channel, "amount": 100, "client_ip": client_ip, "currency": "cny",
+                      "subject": "s", "body": "b", "extra": {"open_id": open_id}}))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+fn rand_no() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn the_sandbox_wants_the_openid_of_the_channels_app_and_an_ipv4_client_ip() {
+    let app = TestApp::spawn().await;
+    app.token("mini-user").await;
+    let mini_openid =
+        jiesuan::sandbox::wxlogin::openid_of(&app.state.config.wechat.appid, "mini-user");
+    let (status, v) = create_charge(&app, "wx_lite", &mini_openid, "127.0.0.1").await;
+    assert_eq!(status, 200, "{v}");
+    for (channel, open_id) in [
+        ("wx_pub", mini_openid.as_str()),
+        ("wx_lite", "oSbxNeverLoggedIn"),
+    ] {
+        let (status, v) = create_charge(&app, channel, open_id, "127.0.0.1").await;
+        assert_eq!(status, 402, "{channel} {open_id}: {v}");
+        assert_eq!(v["error"]["type"], "channel_error");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("来自 {channel} 渠道"))
+                && msg.ends_with("appid and openid not match"),
+            "{msg}"
+        );
+    }
+    for ip in ["::1", "::ffff:127.0.0.1", "localhost", ""] {
+        let (status, v) = create_charge(&app, "wx_lite", &mini_openid, ip).await;
+        assert_eq!(status, 400, "{ip}: {v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "client_ip", "{ip}");
+    }
 }

@@ -456,3 +456,53 @@ async fn the_sandbox_keeps_out_trade_no_unique_like_wechat() {
     let state = wx.order_query("SANDBOXUNIQ0101").await.unwrap();
     assert_eq!(state.fields["trade_state"], "CLOSED");
 }
+
+#[tokio::test]
+async fn the_sandbox_wants_an_openid_of_its_appid_and_an_ipv4_spbill_create_ip() {
+    use jiesuan::payment::wechat::{TradeType, UnifiedOrder, WxError};
+    let app = TestApp::spawn().await;
+    app.token("jsapi-user").await;
+    let wx = app.state.gateway().wxpay;
+    let order = |no: &str, openid: &str, ip: &str| UnifiedOrder {
+        body: "结算商城-测试".into(),
+        out_trade_no: no.into(),
+        total_fee: 100,
+        spbill_create_ip: ip.into(),
+        notify_url: format!("{}/api/v1/pay/notify", app.url),
+        trade_type: TradeType::Jsapi,
+        openid: Some(openid.into()),
+        product_id: None,
+        time_expire: None,
+    };
+    let openid = jiesuan::sandbox::wxlogin::openid_of(&wx.appid, "jsapi-user");
+    let ok = wx
+        .unified_order(&order("SBXOPENID01", &openid, "203.0.113.9"))
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let cases = [
+        (
+            "SBXOPENID02",
+            "oSbxNeverLoggedIn",
+            "203.0.113.9",
+            "invalid openid",
+        ),
+        (
+            "SBXOPENID03",
+            openid.as_str(),
+            "::1",
+            "invalid spbill_create_ip",
+        ),
+        (
+            "SBXOPENID04",
+            openid.as_str(),
+            "::ffff:203.0.113.9",
+            "invalid spbill_create_ip",
+        ),
+    ];
+    for (no, openid, ip, want) in cases {
+        match wx.unified_order(&order(no, openid, ip)).await {
+            Err(WxError::Fail(msg)) => assert_eq!(msg, want, "{no}"),
+            other => panic!("{no}: {other:?}"),
+        }
+    }
+}

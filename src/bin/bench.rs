@@ -397,9 +397,19 @@ async fn bench(a: Args) -> Result<String, String> {
     // Users: mini-program buyers with addresses, and one PC shopper with a session.
     let mut tokens = Vec::new();
     for i in 0..CONCURRENCY {
+        // wx.login on the buyer's phone: a single-use code from the sandbox.
+        let login: serde_json::Value = http
+            .post(format!("{base}/sandbox/control/wx_login"))
+            .json(&serde_json::json!({"user": format!("bench-{i}")}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
         let res = http
             .post(format!("{base}/api/v1/token/user"))
-            .json(&serde_json::json!({"code": format!("bench-{i}")}))
+            .json(&serde_json::json!({"code": login["code"]}))
             .send()
             .await
             .map_err(|e| e.to_string())?;

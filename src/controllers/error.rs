@@ -7,6 +7,7 @@
 //!   templates at hand; a missing login becomes a redirect to the login page.
 //! - 5xx bodies are opaque; the cause chain goes to the log.
 
+use crate::payment::wechat::login::LoginError;
 use crate::services::ServiceError;
 use crate::startup::AppState;
 use crate::views::{ErrorPage, Layout};
@@ -81,7 +82,19 @@ impl From<ServiceError> for ApiError {
                 (S::NOT_FOUND, 80001, format!("商品 {id} 不存在或已下架"))
             }
             ServiceError::BadCredentials => (S::UNAUTHORIZED, 10001, "用户名或密码错误".into()),
-            ServiceError::WechatLogin(m) => (S::BAD_REQUEST, 10004, format!("微信登录失败：{m}")),
+            // Fixed texts: the platform's words stay in the log.
+            ServiceError::WechatLogin(e @ LoginError::Refused { .. }) => {
+                log::warn!("wechat login: {e}");
+                (S::BAD_REQUEST, 10004, "微信登录失败，请重新登录".into())
+            }
+            ServiceError::WechatLogin(e) => {
+                log::error!("wechat login: {e}");
+                (
+                    S::BAD_GATEWAY,
+                    10004,
+                    "微信登录暂时不可用，请稍后再试".into(),
+                )
+            }
             ServiceError::Db(_) | ServiceError::Pool(_) | ServiceError::Internal(_) => {
                 log::error!("internal error: {e:?}");
                 (S::INTERNAL_SERVER_ERROR, 999, "服务器内部错误".into())

@@ -24,17 +24,43 @@ fn sandbox(state: &AppState) -> Result<Arc<Sandbox>, PageError> {
 pub async fn jscode2session(
     state: web::Data<AppState>,
     q: web::Query<HashMap<String, String>>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
-    let answer = wxlogin::jscode2session(
-        &state.config.wechat,
-        get("appid"),
-        get("secret"),
-        get("js_code"),
-        get("grant_type"),
-    );
+    let app = wxlogin::MiniProgram {
+        appid: &sb.wechat_appid,
+        secret: &sb.wechat_app_secret,
+    };
+    let exchange = wxlogin::CodeExchange {
+        appid: get("appid"),
+        secret: get("secret"),
+        js_code: get("js_code"),
+        grant_type: get("grant_type"),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let answer = wxlogin::jscode2session(&mut sb.state(), &app, &exchange, now);
     // WeChat answers 200 with errcode in the body, whatever went wrong.
-    HttpResponse::Ok().json(answer)
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+#[derive(Deserialize)]
+pub struct WxLoginCommand {
+    user: String,
+}
+
+/// `POST /sandbox/control/wx_login {"user"}`: what `wx.login` does on that user's phone in
+/// the mini-program: `{"code"}`, single-use, for five minutes.
+pub async fn wx_login(
+    state: web::Data<AppState>,
+    cmd: web::Json<WxLoginCommand>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    if cmd.user.is_empty() {
+        return Ok(HttpResponse::BadRequest().json(serde_json::json!({"error": "user required"})));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let code = wxlogin::issue_code(&mut sb.state(), &sb.wechat_appid, &cmd.user, now);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "code": code })))
 }
 
 fn xml(body: String) -> HttpResponse {

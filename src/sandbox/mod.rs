@@ -109,6 +109,10 @@ pub struct State {
     pub refund_errors: HashMap<String, u32>,
     /// Seconds the sandbox's clock runs ahead of the real one (tests of 2-hour limits).
     pub clock_offset: i64,
+    /// Codes handed out by the simulated `wx.login`, by code.
+    pub login_codes: HashMap<String, wxlogin::LoginCode>,
+    /// The appid each openid was issued under (at its `jscode2session` login).
+    pub openids: HashMap<String, String>,
 }
 
 impl State {
@@ -126,7 +130,12 @@ impl State {
 /// The sandbox: settings, keys and in-memory state (it plays an outside party, so its state
 /// is its own, not the shop's database).
 pub struct Sandbox {
+    /// The mini-program's appid (the merchant's WeChat Pay appid too).
     pub wechat_appid: String,
+    pub wechat_app_secret: String,
+    /// The Official Account that Ping++'s `wx_pub` channel is bound to (the shop has no
+    /// Official Account login yet, so no shop flow holds one of its openids).
+    pub official_account_appid: String,
     pub wechat_mch_id: String,
     pub wechat_key: String,
     pub pingpp_app_id: String,
@@ -153,6 +162,8 @@ impl Sandbox {
     ) -> Arc<Sandbox> {
         Arc::new(Sandbox {
             wechat_appid: config.wechat.appid.clone(),
+            wechat_app_secret: config.wechat.app_secret.clone(),
+            official_account_appid: OFFICIAL_ACCOUNT_APPID.into(),
             wechat_mch_id: config.wechat.mch_id.clone(),
             wechat_key: config.wechat.api_key.clone(),
             pingpp_app_id: config.pingpp.app_id.clone(),
@@ -199,7 +210,15 @@ impl Sandbox {
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Whether `openid` was issued under `appid`.
+    pub fn openid_of_app(&self, openid: &str, appid: &str) -> bool {
+        self.state().openids.get(openid).map(String::as_str) == Some(appid)
+    }
 }
+
+/// The sandbox's Official Account (bound to Ping++'s `wx_pub` channel).
+pub const OFFICIAL_ACCOUNT_APPID: &str = "wxsandboxoffacct1";
 
 /// `len` random characters from `[0-9A-Za-z]`.
 pub fn random_id(len: usize) -> String {

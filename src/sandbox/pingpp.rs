@@ -10,6 +10,7 @@ use crate::payment::wechat::sign::{sign as wx_sign, Params, SignType};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 /// An HTTP status and a JSON body.
@@ -170,6 +171,32 @@ impl Sandbox {
                         least / 60
                     ),
                     Some("time_expire"),
+                );
+            }
+        }
+        if req.client_ip.parse::<Ipv4Addr>().is_err() {
+            return invalid(
+                "invalid request parameter: client_ip 须为 IPv4 地址",
+                Some("client_ip"),
+            );
+        }
+        // wx_lite pays with a mini-program openid, wx_pub with an Official Account one;
+        // WeChat refuses any other, and Ping++ passes the refusal on.
+        let bound_app = match channel {
+            "wx_lite" => Some(&self.wechat_appid),
+            "wx_pub" => Some(&self.official_account_appid),
+            _ => None,
+        };
+        if let Some(appid) = bound_app {
+            if !self.openid_of_app(&extra_str("open_id"), appid) {
+                return error(
+                    402,
+                    "channel_error",
+                    &format!(
+                        "对支付渠道的请求未能成功。来自 {channel} 渠道的错误信息：appid and openid not match"
+                    ),
+                    None,
+                    Some("channel_returns_fail"),
                 );
             }
         }

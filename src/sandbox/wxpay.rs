@@ -5,6 +5,7 @@ use super::{deliver, random_digits, random_id, Sandbox, WxOrder, WxRefund};
 use crate::payment::wechat::client::{nonce, params as p};
 use crate::payment::wechat::sign::{sign, verify, Params, SignType};
 use crate::payment::wechat::xml::{parse, to_xml};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 /// WeChat's `yyyyMMddHHmmss` (Beijing time) as unix seconds.
@@ -95,6 +96,19 @@ impl Sandbox {
         let trade_type = get("trade_type");
         if trade_type == "JSAPI" && get("openid").is_empty() {
             return self.business_error(st, "LACK_PARAMS", "JSAPI 支付必须传 openid");
+        }
+        // The live gateway takes IPv4 text only, whatever the trade type.
+        if get("spbill_create_ip").parse::<Ipv4Addr>().is_err() {
+            return fail("invalid spbill_create_ip");
+        }
+        if trade_type == "JSAPI" {
+            // An openid belongs to the appid that logged the user in.
+            let issuer = self.state().openids.get(&get("openid")).cloned();
+            match issuer {
+                None => return fail("invalid openid"),
+                Some(appid) if appid != get("appid") => return fail("appid and openid not match"),
+                Some(_) => {}
+            }
         }
         if trade_type == "NATIVE" && get("product_id").is_empty() {
             return self.business_error(st, "LACK_PARAMS", "NATIVE 支付必须传 product_id");

@@ -41,8 +41,8 @@ pub enum ServiceError {
     ProductNotFound(i32),
     #[error("wrong username or password")]
     BadCredentials,
-    #[error("wechat login failed: {0}")]
-    WechatLogin(String),
+    #[error(transparent)]
+    WechatLogin(#[from] crate::payment::wechat::login::LoginError),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
     #[error(transparent)]

@@ -32,11 +32,21 @@ impl Inbound {
 }
 
 /// The merchant the WeChat notifications must be for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WechatMerchant {
     pub appid: String,
     pub mch_id: String,
     pub key: String,
+}
+
+impl std::fmt::Debug for WechatMerchant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatMerchant")
+            .field("appid", &self.appid)
+            .field("mch_id", &self.mch_id)
+            .field("key", &crate::config::Redacted(&self.key))
+            .finish()
+    }
 }
 
 /// Handles a WeChat payment notification; returns the XML reply.

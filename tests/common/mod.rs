@@ -98,7 +98,18 @@ impl TestApp {
 
     /// A server with this configuration (a second instance can share a database).
     pub async fn spawn_on(config: Config) -> TestApp {
+        TestApp::spawn_with_listener(config, TcpListener::bind("127.0.0.1:0").unwrap()).await
+    }
+
+    /// A server on `listener` (e.g. a dual-stack `[::]:0`); the harness, and the shop itself
+    /// when the listener is on every address, reach it at 127.0.0.1.
+    pub async fn spawn_with_listener(mut config: Config, listener: TcpListener) -> TestApp {
         let _ = env_logger::builder().is_test(true).try_init();
+        let addr = listener.local_addr().unwrap();
+        let port = addr.port();
+        if config.public_url.is_none() && addr.ip().is_unspecified() {
+            config.public_url = Some(format!("http://127.0.0.1:{port}"));
+        }
         let database_url = config.database_url.clone();
         let state = tokio::task::spawn_blocking(move || {
             let state = build_state(config).expect("build state");
@@ -108,8 +119,6 @@ impl TestApp {
         })
         .await
         .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let server = run(listener, state.clone()).unwrap();
         // The test's own copy reaches the platforms where the server does.
         let mut state = state;
@@ -134,18 +143,38 @@ impl TestApp {
         self.pool.get().unwrap()
     }
 
-    /// Logs a mini-program user in with a sandbox `wx.login` code; returns the token.
-    pub async fn token(&self, code: &str) -> String {
+    /// What `wx.login` gives the mini-program on `user`'s phone: a fresh single-use code.
+    pub async fn login_code(&self, user: &str) -> String {
         let res = self
             .api
+            .post(format!("{}/sandbox/control/wx_login", self.url))
+            .json(&json!({ "user": user }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "wx.login for {user}");
+        let v: Value = res.json().await.unwrap();
+        v["code"].as_str().unwrap().to_string()
+    }
+
+    /// Logs the mini-program user `user` in (a fresh `wx.login` code each time: the same
+    /// user, a new token); returns the token.
+    pub async fn token(&self, user: &str) -> String {
+        let code = self.login_code(user).await;
+        let res = self.log_in(&code).await;
+        assert_eq!(res.status(), 200, "token for {user}");
+        let v: Value = res.json().await.unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    /// `POST /api/v1/token/user {code}`.
+    pub async fn log_in(&self, code: &str) -> reqwest::Response {
+        self.api
             .post(format!("{}/api/v1/token/user", self.url))
             .json(&json!({ "code": code }))
             .send()
             .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "token for {code}");
-        let v: Value = res.json().await.unwrap();
-        v["token"].as_str().unwrap().to_string()
+            .unwrap()
     }
 
     /// A token user with an address: ready to order.

@@ -29,6 +29,8 @@ created = pay.order.create(
     notify_url=cfg["notify_url"],
     product_id="1",
     out_trade_no=own_trade,
+    # IPv4 text, as the live gateway demands (wechatpy would otherwise look up its own).
+    client_ip="127.0.0.1",
 )
 assert created["return_code"] == "SUCCESS" and created["result_code"] == "SUCCESS", created
 assert created["code_url"].startswith("weixin://wxpay/bizpayurl?pr="), created

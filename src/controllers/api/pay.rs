@@ -56,7 +56,7 @@ pub async fn pre_order(
             },
             TradeType::Jsapi,
             Some(open_id),
-            crate::controllers::client_ip(&req),
+            crate::controllers::client_ip(&state, &req),
         )
         .await?;
     let p = gw
@@ -89,7 +89,7 @@ pub async fn native(
             },
             TradeType::Native,
             None,
-            crate::controllers::client_ip(&req),
+            crate::controllers::client_ip(&state, &req),
         )
         .await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -98,7 +98,9 @@ pub async fn native(
     })))
 }
 
-/// A Ping++ charge (`wx_lite` or `wx_pub`) with its six-key credential.
+/// A Ping++ `wx_lite` charge with its six-key credential. `wx_pub` needs the payer's
+/// Official Account openid, and a mini-program user only has a mini-program one (the
+/// platform refuses it: "appid and openid not match"), so it is refused here.
 pub async fn pingpp(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -107,12 +109,17 @@ pub async fn pingpp(
 ) -> Result<HttpResponse, ApiError> {
     let uid = shopper(user)?;
     let id = order_id(&body)?;
-    let channel = body
-        .channel
-        .as_str()
-        .and_then(Channel::parse)
-        .filter(|c| matches!(c, Channel::WxLite | Channel::WxPub))
-        .ok_or_else(|| ServiceError::field("channel", "channel 只能是 wx_lite 或 wx_pub"))?;
+    let channel = match body.channel.as_str().and_then(Channel::parse) {
+        Some(Channel::WxLite) => Channel::WxLite,
+        Some(Channel::WxPub) => {
+            return Err(ServiceError::field(
+                "channel",
+                "小程序内不能使用 wx_pub（需要公众号 openid），请使用 wx_lite",
+            )
+            .into())
+        }
+        _ => return Err(ServiceError::field("channel", "channel 只能是 wx_lite").into()),
+    };
     let open_id = openid(&state, uid).await?;
     let (_, reply) = state
         .gateway()
@@ -122,7 +129,7 @@ pub async fn pingpp(
                 order_id: id,
             },
             channel,
-            crate::controllers::client_ip(&req),
+            crate::controllers::client_ip(&state, &req),
             Some(open_id),
         )
         .await?;

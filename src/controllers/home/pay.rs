@@ -124,7 +124,7 @@ pub async fn qrpay(
         .pingpp_charge(
             OrderRef::ByNo(q.id.clone()),
             channel,
-            crate::controllers::client_ip(&req),
+            crate::controllers::client_ip(&state, &req),
             None,
         )
         .await?;
@@ -225,7 +225,7 @@ pub async fn wxpay(
             },
             TradeType::Native,
             None,
-            crate::controllers::client_ip(&req),
+            crate::controllers::client_ip(&state, &req),
         )
         .await?;
     let code_url = prepared.code_url.unwrap_or_default();

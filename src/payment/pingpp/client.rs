@@ -3,15 +3,30 @@
 
 use super::objects::{ApiErrorBody, Charge, CreateCharge, CreateRefund, ErrorEnvelope, Refund};
 use super::sign::request_signature;
+use crate::config::Redacted;
+use crate::payment::transport_error;
 use rsa::RsaPrivateKey;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Pingpp {
     pub http: reqwest::Client,
     /// `https://api.pingxx.com` or the sandbox's `…/sandbox/pingpp`.
     pub base: String,
     pub secret_key: String,
     pub merchant_key: Option<RsaPrivateKey>,
+}
+
+impl std::fmt::Debug for Pingpp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pingpp")
+            .field("base", &self.base)
+            .field("secret_key", &Redacted(&self.secret_key))
+            .field(
+                "merchant_key",
+                &self.merchant_key.as_ref().map(|_| Redacted("key")),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -74,12 +89,12 @@ impl Pingpp {
             let res = req
                 .send()
                 .await
-                .map_err(|e| PingppError::Transport(format!("{url}: {e}")))?;
+                .map_err(|e| PingppError::Transport(format!("{uri}: {}", transport_error(e))))?;
             let status = res.status().as_u16();
             let text = res
                 .text()
                 .await
-                .map_err(|e| PingppError::Transport(format!("{url}: {e}")))?;
+                .map_err(|e| PingppError::Transport(format!("{uri}: {}", transport_error(e))))?;
             if status == 502 && attempt == 0 && retry_502 {
                 continue;
             }
@@ -96,7 +111,7 @@ impl Pingpp {
                 });
             return Err(PingppError::Api { status, error });
         }
-        Err(PingppError::Transport(format!("{url}: 502 twice")))
+        Err(PingppError::Transport(format!("{uri}: 502 twice")))
     }
 
     fn charge(raw: String) -> Result<ChargeReply, PingppError> {

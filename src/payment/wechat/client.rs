@@ -3,12 +3,14 @@
 
 use super::sign::{sign, verify, Params, SignType};
 use super::xml::{parse, to_xml, MAX_BODY};
+use crate::config::Redacted;
+use crate::payment::transport_error;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::Serialize;
 
 /// Merchant credentials and where the API lives.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WxPay {
     pub http: reqwest::Client,
     /// `https://api.mch.weixin.qq.com` or the sandbox's `…/sandbox/wxpay`.
@@ -19,6 +21,19 @@ pub struct WxPay {
     pub sign_type: SignType,
     /// A client carrying the merchant certificate, for `secapi` (live mode).
     pub cert_http: Option<reqwest::Client>,
+}
+
+impl std::fmt::Debug for WxPay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WxPay")
+            .field("base", &self.base)
+            .field("appid", &self.appid)
+            .field("mch_id", &self.mch_id)
+            .field("key", &Redacted(&self.key))
+            .field("sign_type", &self.sign_type)
+            .field("cert_http", &self.cert_http.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,11 +153,11 @@ impl WxPay {
             .body(request.clone())
             .send()
             .await
-            .map_err(|e| WxError::Transport(format!("{url}: {e}")))?;
+            .map_err(|e| WxError::Transport(format!("{path}: {}", transport_error(e))))?;
         let bytes = res
             .bytes()
             .await
-            .map_err(|e| WxError::Transport(format!("{url}: {e}")))?;
+            .map_err(|e| WxError::Transport(format!("{path}: {}", transport_error(e))))?;
         if bytes.len() > MAX_BODY {
             return Err(WxError::BadResponse("response too large".into()));
         }
@@ -150,7 +165,7 @@ impl WxPay {
         let fields = parse(&bytes).map_err(|e| WxError::BadResponse(e.to_string()))?;
         let field = |k: &str| fields.get(k).cloned().unwrap_or_default();
         if field("return_code") != "SUCCESS" {
-            log::warn!("{url} answered FAIL: {response}");
+            log::warn!("{path} answered FAIL: {response}");
             return Err(WxError::Fail(field("return_msg")));
         }
         if !verify(&fields, &self.key, Some(self.sign_type)) {
