@@ -93,6 +93,15 @@ impl Sandbox {
                 return self.business_error(st, "LACK_PARAMS", &format!("缺少参数 {k}"));
             }
         }
+        // Field limits of the live gateway: body String(128) counted in UTF-8 bytes,
+        // notify_url at most 256 characters and without a query string.
+        if get("body").len() > 128 {
+            return self.business_error(st, "PARAM_ERROR", "body 参数长度有误（最多 128 字节）");
+        }
+        let notify_url = get("notify_url");
+        if notify_url.chars().count() > 256 || notify_url.contains('?') {
+            return self.business_error(st, "PARAM_ERROR", "notify_url 参数格式错误，不能带参数");
+        }
         let trade_type = get("trade_type");
         if trade_type == "JSAPI" && get("openid").is_empty() {
             return self.business_error(st, "LACK_PARAMS", "JSAPI 支付必须传 openid");

@@ -91,6 +91,19 @@ fn clip(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
+/// At most `n` bytes of UTF-8, cut at a character boundary: WeChat's `body` is String(128)
+/// in bytes (a Chinese character takes 3, an emoji 4).
+fn clip_bytes(s: &str, n: usize) -> String {
+    let mut end = 0;
+    for (i, ch) in s.char_indices() {
+        if i + ch.len_utf8() > n {
+            break;
+        }
+        end = i + ch.len_utf8();
+    }
+    s[..end].to_string()
+}
+
 impl Gateway {
     async fn log(
         &self,
@@ -158,7 +171,7 @@ impl Gateway {
             });
         }
         let request = UnifiedOrder {
-            body: clip(&format!("结算商城-{}", order.snap_name), 40),
+            body: clip_bytes(&format!("结算商城-{}", order.snap_name), 128),
             out_trade_no: attempt.out_trade_no.clone(),
             total_fee: attempt.amount,
             spbill_create_ip: if trade == TradeType::Native {
@@ -831,4 +844,16 @@ enum RefundAnswer {
     /// REFUNDCLOSE or CHANGE: for an admin, never to be refunded again automatically.
     Abnormal(String),
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_wechat_body_is_cut_in_bytes_at_a_character_boundary() {
+        let name = format!("结算商城-{}", "🍵茶".repeat(40));
+        let body = super::clip_bytes(&name, 128);
+        assert!(body.len() <= 128 && body.len() > 120, "{}", body.len());
+        assert!(name.starts_with(&body));
+        assert_eq!(super::clip_bytes("abc", 128), "abc");
+    }
 }
