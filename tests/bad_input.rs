@@ -1,7 +1,7 @@
 //! Bad input an outside test found: redirects off-site through `next`, CR/LF and NUL bytes,
-//! over-long identifiers in notifications, and paid notifications that cannot be read. Each
-//! gets a 4xx or the platform's FAIL reply, a log row where a notification came in, and
-//! never a 500.
+//! over-long identifiers in notifications, paid notifications that cannot be read, and a
+//! login delay that told which usernames exist. Each gets a 4xx or the platform's FAIL
+//! reply, a log row where a notification came in, and never a 500.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -397,4 +397,49 @@ async fn a_paid_notification_whose_amount_or_transaction_cannot_be_read_is_retri
     let body = wechat_notification(&app, &no, amount, txn, &key);
     assert_eq!(return_code(&wechat_notify(&app, body).await), "SUCCESS");
     assert_eq!(order_status(&app, id), 2);
+}
+
+/// Wrong passwords for `username` on the admin login until it is told to wait (at most
+/// eight); what each answer said, the wait's seconds left out (they depend on timing).
+async fn failures_until_told_to_wait(app: &TestApp, username: &str) -> Vec<(u16, String)> {
+    let mut seen = Vec::new();
+    while seen.len() < 8 {
+        let csrf = app.pc_csrf("/admin/login").await;
+        let (status, _, body) = app
+            .pc_post(
+                "/admin/login",
+                &[
+                    ("csrf", &csrf),
+                    ("username", username),
+                    ("password", "wrong-pass-1"),
+                ],
+            )
+            .await;
+        let said = select_text(&html(&body), "#login-error").unwrap_or_default();
+        let said: String = said.chars().filter(|c| !c.is_ascii_digit()).collect();
+        let waits = said.contains("尝试次数过多");
+        seen.push((status, said));
+        if waits {
+            break;
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn the_login_delay_answers_alike_for_known_and_unknown_names() {
+    let app = TestApp::spawn().await;
+    app.create_admin("boss", "boss-pass-123");
+    let known = failures_until_told_to_wait(&app, "boss").await;
+    let unknown = failures_until_told_to_wait(&app, "ghost").await;
+    assert!(
+        known.last().unwrap().1.contains("尝试次数过多"),
+        "{known:?}"
+    );
+    assert!(
+        unknown.last().unwrap().1.contains("尝试次数过多"),
+        "{unknown:?}"
+    );
+    assert_eq!(known[..3], unknown[..3], "the first answers too");
+    assert_eq!(known.last(), unknown.last());
 }
