@@ -1,13 +1,15 @@
-//! The `jiesuan` command: `serve` (the default), `migrate`, `create-admin`.
+//! The `jiesuan` command: `serve` (the default), `migrate`, `create-admin`,
+//! `reset-admin-password`.
 
 use jiesuan::config::Config;
-use jiesuan::services::{account, seed};
-use jiesuan::startup::{build_state, run};
-use jiesuan::validators::Credentials;
+use jiesuan::services::{account, seed, ServiceError};
+use jiesuan::startup::{build_state, run, AppState};
+use jiesuan::validators::{check_password, AccountForm};
 use std::net::TcpListener;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: jiesuan [serve | migrate | create-admin <username> <password>]";
+const USAGE: &str = "usage: jiesuan [serve | migrate | create-admin <username> <password> \
+                     | reset-admin-password <username> <password>]";
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -30,19 +32,48 @@ fn run_command(args: &[String]) -> Result<(), String> {
             let (Some(username), Some(password)) = (args.get(1), args.get(2)) else {
                 return Err(USAGE.into());
             };
-            let state = build_state(config).map_err(|e| e.to_string())?;
-            let mut conn = state.pool.get().map_err(|e| e.to_string())?;
-            let cred = Credentials {
+            // The shop's registration rules: a 3–32 character name, an 8–72 byte password.
+            let cred = AccountForm {
                 username: username.clone(),
                 password: password.clone(),
+                password2: Some(password.clone()),
+                next: String::new(),
+            }
+            .register()
+            .map_err(|errors| errors.into_values().collect::<Vec<_>>().join("；"))?;
+            let state = build_state(config).map_err(|e| e.to_string())?;
+            with_conn(&state, |c| {
+                account::register(c, &cred, jiesuan::domain::Scope::Admin)
+            })?;
+            println!("admin {} created", cred.username);
+            Ok(())
+        }
+        Some("reset-admin-password") => {
+            let (Some(username), Some(password)) = (args.get(1), args.get(2)) else {
+                return Err(USAGE.into());
             };
-            account::register(&mut conn, &cred, jiesuan::domain::Scope::Admin)
-                .map_err(|e| e.to_string())?;
-            println!("admin {username} created");
+            check_password(password)?;
+            let state = build_state(config).map_err(|e| e.to_string())?;
+            with_conn(&state, |c| {
+                account::reset_admin_password(c, username, password)
+            })?;
+            println!("password of admin {username} reset; its sessions have ended");
             Ok(())
         }
         Some(_) => Err(USAGE.into()),
     }
+}
+
+/// Runs a service on a pooled connection; field errors read as their messages.
+fn with_conn<T>(
+    state: &AppState,
+    f: impl FnOnce(&mut jiesuan::db::Conn) -> Result<T, ServiceError>,
+) -> Result<T, String> {
+    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+    f(&mut conn).map_err(|e| match e {
+        ServiceError::Invalid(errors) => errors.into_values().collect::<Vec<_>>().join("；"),
+        other => other.to_string(),
+    })
 }
 
 fn serve(config: Config) -> Result<(), String> {

@@ -39,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
                     .limit(JSON_LIMIT)
                     .error_handler(api::json_error),
             )
+            .wrap(from_fn(error::refuse_nul))
             .wrap(from_fn(error::api_errors))
             .route("/token/user", web::post().to(api::token::user))
             .route("/address", web::post().to(api::address::save))
@@ -106,6 +107,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
     }
     cfg.service(
         web::scope("")
+            .wrap(from_fn(error::refuse_nul))
             .wrap(from_fn(session::write_session))
             .wrap(from_fn(error::page_errors))
             .route("/", web::get().to(home::shop::index))

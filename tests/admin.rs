@@ -336,12 +336,7 @@ async fn markup_comes_out_escaped_on_admin_pages() {
 #[tokio::test]
 async fn repeated_wrong_passwords_make_the_login_wait() {
     let app = TestApp::spawn().await;
-    let cred = jiesuan::validators::Credentials {
-        username: "boss".into(),
-        password: "boss-pass-123".into(),
-    };
-    jiesuan::services::account::register(&mut app.conn(), &cred, jiesuan::domain::Scope::Admin)
-        .unwrap();
+    app.create_admin("boss", "boss-pass-123");
     let token = app.pc_csrf("/admin/login").await;
     for _ in 0..3 {
         let (status, _, body) = app

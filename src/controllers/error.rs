@@ -287,3 +287,27 @@ pub async fn page_errors(
     };
     Ok(res.into_response(out))
 }
+
+/// Refuses a request whose path or query string carries a NUL byte (see
+/// `validators::has_nul`): a 400 in the shape of its scope (the JSON API's error or
+/// `error.html`). Wrapped inside the scope's error middleware, which writes the body.
+pub async fn refuse_nul(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let uri = req.uri();
+    let nul = crate::validators::has_nul(uri.path().as_bytes())
+        || uri
+            .query()
+            .is_some_and(|q| crate::validators::has_nul(q.as_bytes()));
+    if !nul {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    log::warn!("request with a NUL byte in its URL refused: {}", req.path());
+    let res = if req.path().starts_with("/api/") {
+        ApiError::bad_request("请求含有非法字符").error_response()
+    } else {
+        PageError::bad_request("网址含有非法字符。").error_response()
+    };
+    Ok(req.into_response(res))
+}

@@ -125,6 +125,10 @@ struct CsrfField {
 pub fn csrf_form<T: DeserializeOwned>(session: &Session, body: &[u8]) -> Result<T, PageError> {
     let field: CsrfField = serde_urlencoded::from_bytes(body).unwrap_or_default();
     session.check_csrf(&field.csrf)?;
+    if crate::validators::has_nul(body) {
+        log::warn!("form with a NUL byte refused");
+        return Err(PageError::bad_request("表单含有非法字符。"));
+    }
     serde_urlencoded::from_bytes(body)
         .map_err(|e| PageError::bad_request(format!("表单格式错误：{e}")))
 }

@@ -35,6 +35,10 @@ pub struct SessionData {
     /// Logged in through /admin/login as a scope-32 user.
     #[serde(default)]
     pub admin: bool,
+    /// The user's `session_version` at login: the `Admin` extractor refuses the session once
+    /// the database has moved on (password changed, admin removed).
+    #[serde(default)]
+    pub ver: i32,
 }
 
 impl SessionData {
@@ -45,6 +49,7 @@ impl SessionData {
             csrf: hex::encode(rand::thread_rng().gen::<[u8; 16]>()),
             iat: chrono::Utc::now().timestamp(),
             admin: false,
+            ver: 0,
         }
     }
 }
@@ -108,12 +113,13 @@ impl Session {
         self.req.extensions_mut().insert(SessionWrite(d));
     }
 
-    /// Logs an admin in (scope 32 checked by the caller).
-    pub fn login_admin(&self, uid: i32, name: &str) {
+    /// Logs an admin in (scope 32 checked by the caller) at the user's session version.
+    pub fn login_admin(&self, uid: i32, name: &str, session_version: i32) {
         let mut d = SessionData::fresh();
         d.uid = Some(uid);
         d.name = Some(name.to_string());
         d.admin = true;
+        d.ver = session_version;
         self.req.extensions_mut().insert(SessionWrite(d));
     }
 
@@ -166,8 +172,10 @@ impl FromRequest for Shopper {
     }
 }
 
-/// A logged-in admin; taking it as a parameter requires an admin session. Anonymous users
-/// and shoppers go to the admin login page.
+/// A logged-in admin; taking it as a parameter requires an admin session that the database
+/// still stands behind (checked on every request, so a password change or a removal ends
+/// the admin's other sessions on any instance). Anonymous users, shoppers and revoked
+/// sessions go to the admin login page.
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub id: i32,
@@ -177,23 +185,34 @@ pub struct Admin {
 
 impl FromRequest for Admin {
     type Error = PageError;
-    type Future = Ready<Result<Admin, PageError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Admin, PageError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let session = Session::load(req);
-        ready(match (session.data.uid, session.data.admin) {
-            (Some(id), true) => Ok(Admin {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let login = PageError::AdminLoginRequired {
+            next: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "/admin".into()),
+        };
+        Box::pin(async move {
+            let (Some(id), true, Some(state)) = (session.data.uid, session.data.admin, state)
+            else {
+                return Err(login);
+            };
+            let ver = session.data.ver;
+            if !db(&state, move |c| account::admin_session_valid(c, id, ver)).await? {
+                log::info!("admin session of user {id} revoked");
+                session.logout();
+                return Err(login);
+            }
+            Ok(Admin {
                 id,
                 name: session.data.name.clone().unwrap_or_default(),
                 session,
-            }),
-            _ => Err(PageError::AdminLoginRequired {
-                next: req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "/admin".into()),
-            }),
+            })
         })
     }
 }

@@ -202,6 +202,36 @@ pub struct NewPayLog {
     pub created_at: chrono::NaiveDateTime,
 }
 
+/// Widths of the `pay_log` columns (VARCHAR(n) on MariaDB and PostgreSQL; the migrations of
+/// every backend agree). `reply` and `headers` are TEXT: 64 KB on MariaDB.
+pub mod log_width {
+    pub const PROVIDER: usize = 16;
+    pub const KIND: usize = 24;
+    pub const OUT_TRADE_NO: usize = 32;
+    pub const DEDUPE_KEY: usize = 96;
+    pub const REMOTE_ADDR: usize = 64;
+    pub const OUTCOME: usize = 64;
+    pub const TEXT: usize = 8 * 1024;
+}
+
+/// Width of `transaction_no` and `provider_ref` (orders, pay_attempt, refund) and of
+/// `refund.out_refund_no`.
+pub const REF_WIDTH: usize = 64;
+
+/// `s` as a column can hold it: NUL (which PostgreSQL TEXT cannot store) replaced by U+FFFD,
+/// cut to `max` characters.
+pub fn storable(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+        .take(max)
+        .collect()
+}
+
+/// Whether `s` fits a column of `max` characters as it is (no NUL, not too long).
+pub fn fits(s: &str, max: usize) -> bool {
+    !s.contains('\0') && s.chars().count() <= max
+}
+
 pub fn insert_log(conn: &mut Conn, row: &NewPayLog) -> QueryResult<usize> {
     diesel::insert_into(pay_log::table)
         .values(row)

@@ -24,8 +24,16 @@ diesel::table! {
         scope -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        failed_logins -> Integer,
+        session_version -> Integer,
+    }
+}
+
+diesel::table! {
+    login_throttle (name_key) {
+        name_key -> Text,
+        failures -> Integer,
         locked_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
     }
 }
 
@@ -164,6 +172,7 @@ diesel::joinable!(pay_attempt -> orders (order_id));
 diesel::joinable!(refund -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    login_throttle,
     products,
     users,
     user_address,

@@ -1,6 +1,6 @@
 //! `users`, `user_address` and `user_token`.
 
-use super::schema::{user_address, user_token, users};
+use super::schema::{login_throttle, user_address, user_token, users};
 use crate::db::Conn;
 use diesel::prelude::*;
 
@@ -15,8 +15,8 @@ pub struct User {
     pub scope: i32,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
-    pub failed_logins: i32,
-    pub locked_until: Option<chrono::NaiveDateTime>,
+    /// Bumped when the password changes or the admin is removed: older sessions end.
+    pub session_version: i32,
 }
 
 #[derive(Debug, Insertable)]
@@ -146,25 +146,68 @@ pub fn token_grant(
         .optional()
 }
 
-/// Counts a failed login and locks the account until `locked_until` (may be None).
-pub fn record_failed_login(
+/// Sets a new password hash and bumps the session version; true if the user exists.
+pub fn set_password(
     conn: &mut Conn,
     id: i32,
-    locked_until: Option<chrono::NaiveDateTime>,
-) -> QueryResult<usize> {
+    password_hash: &str,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<bool> {
     diesel::update(users::table.find(id))
         .set((
-            users::failed_logins.eq(users::failed_logins + 1),
-            users::locked_until.eq(locked_until),
+            users::password_hash.eq(password_hash),
+            users::session_version.eq(users::session_version + 1),
+            users::updated_at.eq(now),
         ))
         .execute(conn)
+        .map(|n| n == 1)
 }
 
-pub fn reset_failed_logins(conn: &mut Conn, id: i32) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
+/// Failed logins in a row under one typed name, and how long that name must wait.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = login_throttle)]
+pub struct Throttle {
+    pub failures: i32,
+    pub locked_until: Option<chrono::NaiveDateTime>,
+}
+
+pub fn throttle(conn: &mut Conn, name_key: &str) -> QueryResult<Option<Throttle>> {
+    login_throttle::table
+        .find(name_key)
+        .select(Throttle::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Counts a failed login under `name_key` and makes it wait until `locked_until` (may be
+/// None). Portable "upsert": update, else insert; a concurrent first insert makes ours an
+/// update on retry (the caller sees the unique violation).
+pub fn record_failed_login(
+    conn: &mut Conn,
+    name_key: &str,
+    locked_until: Option<chrono::NaiveDateTime>,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    let updated = diesel::update(login_throttle::table.find(name_key))
         .set((
-            users::failed_logins.eq(0),
-            users::locked_until.eq(None::<chrono::NaiveDateTime>),
+            login_throttle::failures.eq(login_throttle::failures + 1),
+            login_throttle::locked_until.eq(locked_until),
+            login_throttle::updated_at.eq(now),
         ))
-        .execute(conn)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(login_throttle::table)
+            .values((
+                login_throttle::name_key.eq(name_key),
+                login_throttle::failures.eq(1),
+                login_throttle::locked_until.eq(locked_until),
+                login_throttle::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn clear_failed_logins(conn: &mut Conn, name_key: &str) -> QueryResult<usize> {
+    diesel::delete(login_throttle::table.find(name_key)).execute(conn)
 }

@@ -86,40 +86,85 @@ pub fn lock_seconds(failures: i32) -> i64 {
     (1i64 << exp).min(MAX_LOCK_SECONDS)
 }
 
+/// The throttle key of a typed name: its SHA-256 in hex, one width whatever was typed.
+fn throttle_key(username: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(username.as_bytes()))
+}
+
 /// Login with a growing delay after repeated failures (kept in the database, so every
-/// instance enforces it). `require_admin`: only scope-32 users get in.
+/// instance enforces it). Failures are counted by the name typed, whether or not a user has
+/// it: an unknown name waits exactly as a known one, so the answers tell no names apart.
+/// `require_admin`: only scope-32 users get in.
 pub fn login_guarded(
     conn: &mut Conn,
     cred: &Credentials,
     require_admin: bool,
 ) -> Result<User, ServiceError> {
     let t = now();
-    if let Some(u) = user::find_by_username(conn, &cred.username)? {
-        if let Some(until) = u.locked_until.filter(|until| *until > t) {
-            let wait = (until - t).num_seconds().max(1);
-            return Err(ServiceError::Refused(format!(
-                "尝试次数过多，请 {wait} 秒后再试"
-            )));
-        }
+    let key = throttle_key(&cred.username);
+    let throttle = user::throttle(conn, &key)?;
+    if let Some(until) = throttle
+        .as_ref()
+        .and_then(|th| th.locked_until)
+        .filter(|until| *until > t)
+    {
+        let wait = (until - t).num_seconds().max(1);
+        return Err(ServiceError::Refused(format!(
+            "尝试次数过多，请 {wait} 秒后再试"
+        )));
     }
     match login(conn, cred) {
-        Ok(u) if require_admin && u.scope != Scope::Admin.code() => Err(ServiceError::Forbidden),
         Ok(u) => {
-            if u.failed_logins > 0 {
-                user::reset_failed_logins(conn, u.id)?;
+            if throttle.is_some() {
+                user::clear_failed_logins(conn, &key)?;
+            }
+            if require_admin && u.scope != Scope::Admin.code() {
+                return Err(ServiceError::Forbidden);
             }
             Ok(u)
         }
         Err(ServiceError::BadCredentials) => {
-            if let Some(u) = user::find_by_username(conn, &cred.username)? {
-                let wait = lock_seconds(u.failed_logins + 1);
-                let until = (wait > 0).then(|| t + chrono::Duration::seconds(wait));
-                user::record_failed_login(conn, u.id, until)?;
+            let wait = lock_seconds(throttle.map_or(0, |th| th.failures) + 1);
+            let until = (wait > 0).then(|| t + chrono::Duration::seconds(wait));
+            match user::record_failed_login(conn, &key, until, t) {
+                // A concurrent first failure inserted the row: ours becomes an update.
+                Err(e) if db::is_unique_violation(&e) => {
+                    user::record_failed_login(conn, &key, until, t)?
+                }
+                other => other?,
             }
             Err(ServiceError::BadCredentials)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether an admin session issued at `session_version` still stands: the user exists, is
+/// still an admin, and has not changed its password since.
+pub fn admin_session_valid(
+    conn: &mut Conn,
+    user_id: i32,
+    session_version: i32,
+) -> Result<bool, ServiceError> {
+    Ok(user::find(conn, user_id)?
+        .is_some_and(|u| u.scope == Scope::Admin.code() && u.session_version == session_version))
+}
+
+/// Sets an admin's password (`jiesuan reset-admin-password`): every session of that admin
+/// ends, and the failed logins under its name are forgotten.
+pub fn reset_admin_password(
+    conn: &mut Conn,
+    username: &str,
+    password: &str,
+) -> Result<(), ServiceError> {
+    let admin = user::find_by_username(conn, username)?
+        .filter(|u| u.scope == Scope::Admin.code())
+        .ok_or_else(|| ServiceError::field("username", "没有这个管理员"))?;
+    let hash = hash_password(password)?;
+    user::set_password(conn, admin.id, &hash, now())?;
+    user::clear_failed_logins(conn, &throttle_key(username))?;
+    Ok(())
 }
 
 pub fn find(conn: &mut Conn, id: i32) -> Result<Option<User>, ServiceError> {

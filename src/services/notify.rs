@@ -6,7 +6,9 @@ use super::pay::{self, Applied, LogEntry, Proof};
 use super::ServiceError;
 use crate::db::Conn;
 use crate::domain::{Money, Provider};
+use crate::models::pay::{fits, log_width, storable, REF_WIDTH};
 use crate::payment::pingpp::{Charge, Event};
+use crate::payment::wechat::sign::Params;
 use crate::payment::wechat::{notify as wx, sign, xml, SignType};
 use rsa::RsaPublicKey;
 
@@ -29,6 +31,50 @@ impl Inbound {
             verified,
         }
     }
+}
+
+/// The `pay_log` outcome and the platform's reason of a message refused as bad input.
+type Refusal = (&'static str, String);
+
+/// Bad input whatever the platform: a NUL byte (PostgreSQL cannot store it, no platform
+/// sends it).
+const BAD_INPUT: &str = "bad_input";
+
+fn nul_refusal() -> Refusal {
+    (BAD_INPUT, "报文含有非法字符".into())
+}
+
+/// A WeChat XML body's fields; a NUL anywhere, raw or as `&#0;`, is bad input.
+fn wechat_fields(body: &[u8]) -> Result<Params, Refusal> {
+    if body.contains(&0) {
+        return Err(nul_refusal());
+    }
+    let fields = xml::parse(body).map_err(|e| ("malformed", format!("报文格式错误：{e}")))?;
+    no_nul(&fields)?;
+    Ok(fields)
+}
+
+fn no_nul(fields: &Params) -> Result<(), Refusal> {
+    if fields
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(nul_refusal());
+    }
+    Ok(())
+}
+
+/// Identifiers our columns hold as they are: a trade number of at most 32 characters, the
+/// platform's ids of at most 64; anything else is refused, never cut (a cut id could meet
+/// another's dedupe key).
+fn ids_fit(out_trade_no: &str, refs: &[&str]) -> Result<(), Refusal> {
+    if !fits(out_trade_no, log_width::OUT_TRADE_NO) {
+        return Err(("bad_out_trade_no", "out_trade_no 无效".into()));
+    }
+    if refs.iter().any(|r| !fits(r, REF_WIDTH)) {
+        return Err((BAD_INPUT, "交易号无效".into()));
+    }
+    Ok(())
 }
 
 /// The merchant the WeChat notifications must be for.
@@ -63,20 +109,15 @@ pub fn wechat(conn: &mut Conn, m: &WechatMerchant, req: &Inbound) -> Result<Stri
             )?;
             Ok(reply)
         };
-    let fields = match xml::parse(&req.body) {
+    let fields = match wechat_fields(&req.body) {
         Ok(f) => f,
-        Err(e) => {
-            return reject(
-                conn,
-                false,
-                None,
-                "malformed",
-                &format!("报文格式错误：{e}"),
-            )
-        }
+        Err((outcome, reason)) => return reject(conn, false, None, outcome, &reason),
     };
     let no = fields.get("out_trade_no").cloned().unwrap_or_default();
     let no = (!no.is_empty()).then_some(no);
+    if let Some(Err((outcome, reason))) = no.as_deref().map(|n| ids_fit(n, &[])) {
+        return reject(conn, false, no.as_deref(), outcome, &reason);
+    }
     // The algorithm the attempt was created with, needed only when neither sign_type nor
     // the sign's length tells (saves a query per notification).
     let undecided = sign::detect(&fields, None).is_none();
@@ -89,8 +130,15 @@ pub fn wechat(conn: &mut Conn, m: &WechatMerchant, req: &Inbound) -> Result<Stri
     if !sign::verify(&fields, &m.key, hint) {
         return reject(conn, false, no.as_deref(), "bad_signature", "签名失败");
     }
+    let says_paid = |k: &str| fields.get(k).map(String::as_str) == Some("SUCCESS");
     let notice = match wx::paid_notice(&fields) {
         Ok(n) => n,
+        // Paid, but the amount or the transaction cannot be read: WeChat must retry, or the
+        // payment would be lost.
+        Err(why) if says_paid("return_code") && says_paid("result_code") => {
+            let outcome = format!("unreadable: {why}");
+            return reject(conn, true, no.as_deref(), &outcome, "报文字段无效");
+        }
         // A verified notice of a failed payment: acknowledged, nothing to do.
         Err(why) => {
             let reply = wx::SUCCESS_REPLY.to_string();
@@ -104,6 +152,9 @@ pub fn wechat(conn: &mut Conn, m: &WechatMerchant, req: &Inbound) -> Result<Stri
             return Ok(reply);
         }
     };
+    if let Err((outcome, reason)) = ids_fit(&notice.out_trade_no, &[&notice.transaction_id]) {
+        return reject(conn, true, no.as_deref(), outcome, &reason);
+    }
     if notice.appid != m.appid || notice.mch_id != m.mch_id {
         return reject(conn, true, no.as_deref(), "wrong_merchant", "商户号不匹配");
     }
@@ -161,6 +212,9 @@ pub fn pingpp(
         )?;
         Ok(reply)
     };
+    if req.body.contains(&0) {
+        return reject(conn, false, None, 400, BAD_INPUT);
+    }
     let Some(sig) = signature.filter(|s| !s.trim().is_empty()) else {
         return reject(conn, false, None, 400, "missing_signature");
     };
@@ -184,6 +238,10 @@ pub fn pingpp(
         Err(_) => return reject(conn, true, None, 400, "malformed"),
     };
     let no = Some(charge.order_no.as_str());
+    let transaction_no = charge.transaction_no.as_deref().unwrap_or_default();
+    if let Err((outcome, _)) = ids_fit(&charge.order_no, &[&charge.id, transaction_no]) {
+        return reject(conn, true, no, 400, outcome);
+    }
     if charge.app != app.app_id {
         return reject(conn, true, no, 400, "wrong_app");
     }
@@ -281,17 +339,9 @@ pub fn wechat_refund(
             )?;
             Ok(reply)
         };
-    let outer = match xml::parse(&req.body) {
+    let outer = match wechat_fields(&req.body) {
         Ok(f) => f,
-        Err(e) => {
-            return reject(
-                conn,
-                false,
-                None,
-                "malformed",
-                &format!("报文格式错误：{e}"),
-            )
-        }
+        Err((outcome, reason)) => return reject(conn, false, None, outcome, &reason),
     };
     let get = |k: &str| outer.get(k).cloned().unwrap_or_default();
     if get("appid") != m.appid || get("mch_id") != m.mch_id {
@@ -308,6 +358,11 @@ pub fn wechat_refund(
         field("out_refund_no"),
         field("refund_id"),
     );
+    if let Err((outcome, reason)) =
+        no_nul(&inner).and_then(|()| ids_fit(&no, &[&out_refund_no, &refund_id]))
+    {
+        return reject(conn, true, Some(&no), outcome, &reason);
+    }
     let Some(refund) = super::lifecycle::refund_by_no(conn, &out_refund_no)? else {
         return reject(conn, true, Some(&no), "unknown_refund", "退款单不存在");
     };
@@ -337,7 +392,7 @@ pub fn wechat_refund(
     }
     let entry = req.entry(Provider::Wechat, "refund_notify", true);
     let reply = wx::SUCCESS_REPLY.to_string();
-    let status = field("refund_status");
+    let status = storable(&field("refund_status"), 32);
     if status != "SUCCESS" {
         // REFUNDCLOSE or CHANGE: settled by hand in the merchant platform; never refunded
         // again automatically.
@@ -379,6 +434,11 @@ fn pingpp_refund(
         .as_str()
         .unwrap_or_default()
         .to_string();
+    if let Err((outcome, _)) = ids_fit(&no, &[&out_refund_no, &refund.id]) {
+        let reply = format!("fail: {outcome}");
+        pay::log_only(conn, &entry, Some(&no), outcome, &reply)?;
+        return Ok((400, reply));
+    }
     let found = match super::lifecycle::refund_by_no(conn, &out_refund_no)? {
         Some(r) => {
             let charge = super::lifecycle::refund_attempt(conn, &r)?.provider_ref;

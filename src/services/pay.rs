@@ -225,7 +225,9 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    /// The `pay_log` row of this message.
+    /// The `pay_log` row of this message. Whatever came from outside is made storable (NUL
+    /// replaced, cut to the column's width), so a hostile message is still logged on every
+    /// backend. Dedupe keys are built from identifiers already checked to fit.
     pub(crate) fn row(
         &self,
         out_trade_no: Option<&str>,
@@ -234,24 +236,26 @@ impl LogEntry {
         outcome: &str,
         reply: &str,
     ) -> NewPayLog {
+        use pay::{log_width as w, storable};
         NewPayLog {
-            provider: self.provider.as_str().into(),
-            kind: self.kind.into(),
-            out_trade_no: out_trade_no.map(str::to_string),
+            provider: storable(self.provider.as_str(), w::PROVIDER),
+            kind: storable(self.kind, w::KIND),
+            out_trade_no: out_trade_no.map(|s| storable(s, w::OUT_TRADE_NO)),
             order_id,
-            dedupe_key: dedupe_key.map(str::to_string),
-            raw_body: self.raw_body.clone(),
-            headers: self.headers.clone(),
-            remote_addr: self.remote_addr.clone(),
+            dedupe_key: dedupe_key.map(|s| storable(s, w::DEDUPE_KEY)),
+            raw_body: storable(&self.raw_body, usize::MAX),
+            headers: storable(&self.headers, w::TEXT),
+            remote_addr: storable(&self.remote_addr, w::REMOTE_ADDR),
             verified: self.verified,
-            outcome: outcome.into(),
-            reply: reply.into(),
+            outcome: storable(outcome, w::OUTCOME),
+            reply: storable(reply, w::TEXT),
             created_at: now(),
         }
     }
 }
 
-/// Writes a log row that changes nothing else (a rejected message, an outbound call).
+/// Writes a log row that changes nothing else (a rejected message, an outbound call). The
+/// order is looked up only by a trade number that could exist.
 pub fn log_only(
     conn: &mut Conn,
     entry: &LogEntry,
@@ -260,8 +264,10 @@ pub fn log_only(
     reply: &str,
 ) -> Result<(), ServiceError> {
     let order_id = match out_trade_no {
-        Some(no) => pay::find_attempt(conn, no)?.map(|a| a.order_id),
-        None => None,
+        Some(no) if pay::fits(no, pay::log_width::OUT_TRADE_NO) => {
+            pay::find_attempt(conn, no)?.map(|a| a.order_id)
+        }
+        Some(_) | None => None,
     };
     pay::insert_log(
         conn,

@@ -203,8 +203,8 @@ impl AccountForm {
                 "用户名为 3 到 32 位字母、数字或下划线".into(),
             );
         }
-        if !(8..=72).contains(&self.password.len()) {
-            e.insert("password".into(), "密码长度为 8 到 72 位".into());
+        if let Err(why) = check_password(&self.password) {
+            e.insert("password".into(), why.into());
         }
         if self.password2.as_deref() != Some(self.password.as_str()) {
             e.insert("password2".into(), "两次输入的密码不一致".into());
@@ -229,14 +229,35 @@ impl AccountForm {
     }
 }
 
-/// A local path to return to after login: must start with one `/` (no open redirect).
+/// The password rule of registration, also for an admin's new password: 8 to 72 bytes.
+pub fn check_password(password: &str) -> Result<(), &'static str> {
+    if (8..=72).contains(&password.len()) {
+        Ok(())
+    } else {
+        Err("密码长度为 8 到 72 位")
+    }
+}
+
+/// A local path to return to after login: one leading `/`, no backslash and no control
+/// character (no open redirect: browsers drop tab, CR and LF inside a URL, so `/\t/evil`
+/// would become `//evil`; and a header cannot hold CR or LF).
 pub fn safe_next(next: &str, fallback: &str) -> String {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
     if ok {
         next.to_string()
     } else {
         fallback.to_string()
     }
+}
+
+/// Whether URL-encoded input (a query string, a path, a form body) carries a NUL byte, raw or
+/// as `%00` (a literal `%` is always `%25`). PostgreSQL can neither store nor compare one, and
+/// no honest client sends it: such a request is refused whole.
+pub fn has_nul(encoded: &[u8]) -> bool {
+    encoded.contains(&0) || encoded.windows(3).any(|w| w == b"%00")
 }
 
 #[cfg(test)]
@@ -309,9 +330,24 @@ mod tests {
     }
 
     #[test]
+    fn nul_is_found_raw_or_encoded_but_not_in_an_encoded_percent() {
+        assert!(has_nul(b"a=1&b=x%00y"));
+        assert!(has_nul(b"a=\0"));
+        assert!(!has_nul(b"a=%2500&b=100%25"));
+    }
+
+    #[test]
     fn next_must_stay_on_this_site() {
         assert_eq!(safe_next("/home/cart", "/"), "/home/cart");
         assert_eq!(safe_next("//evil.example", "/"), "/");
         assert_eq!(safe_next("https://evil.example", "/"), "/");
+        for evil in [
+            "/\t/evil.example",
+            "/\\evil.example",
+            "/a\r\nSet-Cookie: x=1",
+            "/\0",
+        ] {
+            assert_eq!(safe_next(evil, "/"), "/", "{evil:?}");
+        }
     }
 }

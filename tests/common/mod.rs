@@ -28,6 +28,15 @@ pub struct TestApp {
     pub api: reqwest::Client,
 }
 
+/// A browser one step at a time: follows no redirects, keeps its own cookies.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 fn random_suffix() -> String {
     let n: u64 = rand::thread_rng().gen();
     format!("{n:016x}")
@@ -124,11 +133,7 @@ impl TestApp {
         let mut state = state;
         state.public_url = format!("http://127.0.0.1:{port}");
         tokio::spawn(server);
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let browser = browser();
         TestApp {
             url: format!("http://127.0.0.1:{port}"),
             pool: state.pool.clone(),
@@ -514,9 +519,16 @@ impl TestApp {
 impl TestApp {
     /// Creates an admin `boss` and logs the browser client in as it.
     pub async fn admin_login(&self) {
+        self.create_admin("boss", "boss-pass-123");
+        self.admin_login_in(&self.browser, "boss", "boss-pass-123")
+            .await;
+    }
+
+    /// Creates a scope-32 user.
+    pub fn create_admin(&self, username: &str, password: &str) {
         let cred = jiesuan::validators::Credentials {
-            username: "boss".into(),
-            password: "boss-pass-123".into(),
+            username: username.into(),
+            password: password.into(),
         };
         jiesuan::services::account::register(
             &mut self.conn(),
@@ -524,19 +536,36 @@ impl TestApp {
             jiesuan::domain::Scope::Admin,
         )
         .unwrap();
-        let token = self.pc_csrf("/admin/login").await;
-        let (status, location, _) = self
-            .pc_post(
-                "/admin/login",
-                &[
-                    ("csrf", &token),
-                    ("username", "boss"),
-                    ("password", "boss-pass-123"),
-                    ("next", "/admin"),
-                ],
-            )
-            .await;
-        assert_eq!((status, location.as_str()), (303, "/admin"));
+    }
+
+    /// Logs `browser` in through /admin/login; it must land on /admin.
+    pub async fn admin_login_in(&self, browser: &reqwest::Client, username: &str, password: &str) {
+        let page = browser
+            .get(format!("{}/admin/login", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = select_attr(&html(&page), "input[name=csrf]", "value").unwrap();
+        let res = browser
+            .post(format!("{}/admin/login", self.url))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("username", username),
+                ("password", password),
+                ("next", "/admin"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let location = res.headers().get("location").cloned();
+        assert_eq!(
+            (res.status().as_u16(), location),
+            (303, Some("/admin".parse().unwrap())),
+            "{username} logs in with {password}"
+        );
     }
 
     /// A paid mini-program order (WeChat NATIVE through the sandbox): (order id, order no).
@@ -563,6 +592,18 @@ pub fn wechat_notification(
     transaction_id: &str,
     key: &str,
 ) -> String {
+    wechat_notification_with(app, out_trade_no, total_fee, transaction_id, key, |_| {})
+}
+
+/// As `wechat_notification`, with its fields edited before signing.
+pub fn wechat_notification_with(
+    app: &TestApp,
+    out_trade_no: &str,
+    total_fee: i64,
+    transaction_id: &str,
+    key: &str,
+    edit: impl FnOnce(&mut Params),
+) -> String {
     let cfg = &app.state.config.wechat;
     let mut p: Params = [
         ("return_code", "SUCCESS"),
@@ -583,6 +624,7 @@ pub fn wechat_notification(
     .collect();
     p.insert("total_fee".into(), total_fee.to_string());
     p.insert("cash_fee".into(), total_fee.to_string());
+    edit(&mut p);
     let s = sign(&p, key, SignType::Md5);
     p.insert("sign".into(), s);
     to_xml(&p)

@@ -51,7 +51,7 @@ pub async fn login(
                     .username
                     .clone()
                     .unwrap_or_else(|| user.nickname.clone());
-                session.login_admin(user.id, &name);
+                session.login_admin(user.id, &name, user.session_version);
                 return Ok(see_other(&next));
             }
             Err(ServiceError::BadCredentials) => {

@@ -19,7 +19,7 @@ pub async fn user(
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let code = body.code.as_str().unwrap_or_default().trim().to_string();
-    if code.is_empty() || code.len() > 128 {
+    if code.is_empty() || code.len() > 128 || code.chars().any(char::is_control) {
         return Err(ServiceError::field("code", "code 不能为空").into());
     }
     let openid = login::code2session(
