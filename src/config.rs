@@ -187,6 +187,12 @@ pub struct Config {
     /// Proxies (CIDRs) whose `X-Forwarded-For` is believed; none by default, so the peer
     /// address is the shopper's.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A directory whose `templates/` and `static/` files win over the embedded ones (a shop
+    /// restyles without rebuilding; read at startup).
+    pub assets_dir: Option<String>,
+    /// On SIGTERM/SIGINT: how long in-flight requests and the current job step may take
+    /// before the process exits anyway.
+    pub shutdown_grace_seconds: u64,
     pub wechat: WechatConfig,
     pub pingpp: PingppConfig,
     pub sandbox: SandboxConfig,
@@ -211,6 +217,8 @@ impl Default for Config {
             platform_timeout_seconds: 10,
             server_ip: None,
             trusted_proxies: Vec::new(),
+            assets_dir: None,
+            shutdown_grace_seconds: 30,
             wechat: WechatConfig::default(),
             pingpp: PingppConfig::default(),
             sandbox: SandboxConfig::default(),
@@ -246,6 +254,8 @@ impl fmt::Debug for Config {
             )
             .field("server_ip", &self.server_ip)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("assets_dir", &self.assets_dir)
+            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("wechat", &self.wechat)
             .field("pingpp", &self.pingpp)
             .field("sandbox", &self.sandbox)
@@ -330,6 +340,12 @@ impl Config {
         if let Some(v) = get("JIESUAN_SWEEP_INTERVAL_SECONDS") {
             self.sweep_interval_seconds = num("JIESUAN_SWEEP_INTERVAL_SECONDS", v)?;
         }
+        if let Some(v) = get("JIESUAN_ASSETS_DIR") {
+            self.assets_dir = Some(v);
+        }
+        if let Some(v) = get("JIESUAN_SHUTDOWN_GRACE_SECONDS") {
+            self.shutdown_grace_seconds = num("JIESUAN_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
         if let Some(v) = get("JIESUAN_SERVER_IP") {
             self.server_ip = Some(v);
         }
@@ -394,6 +410,16 @@ impl Config {
         }
         if !(1..=120).contains(&self.platform_timeout_seconds) {
             return bad("platform_timeout_seconds must be between 1 and 120");
+        }
+        if let Some(dir) = &self.assets_dir {
+            if !std::path::Path::new(dir).is_dir() {
+                return Err(ConfigError::Invalid(format!(
+                    "assets_dir {dir} is not a directory"
+                )));
+            }
+        }
+        if self.shutdown_grace_seconds > 3600 {
+            return bad("shutdown_grace_seconds must be at most 3600");
         }
         if self.pay_mode == PayMode::Live {
             self.validate_live()?;

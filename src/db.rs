@@ -150,18 +150,62 @@ pub fn connect(url: &str, max_size: u32) -> Result<Pool, String> {
         .map_err(|e| format!("cannot connect to the database: {e}"))
 }
 
-/// Applies the pending migrations of the connection's backend; returns how many ran.
-pub fn migrate(conn: &mut Conn) -> Result<usize, String> {
-    let set = match conn {
+fn migrations_of(conn: &Conn) -> EmbeddedMigrations {
+    match conn {
         Conn::Sqlite(_) => SQLITE_MIGRATIONS,
         #[cfg(feature = "mysql")]
         Conn::Mysql(_) => MYSQL_MIGRATIONS,
         #[cfg(feature = "postgres")]
         Conn::Postgresql(_) => POSTGRES_MIGRATIONS,
-    };
+    }
+}
+
+/// How many of the binary's migrations the database has not applied yet.
+pub fn pending_migrations(conn: &mut Conn) -> Result<usize, String> {
+    let set = migrations_of(conn);
+    conn.pending_migrations(set)
+        .map(|v| v.len())
+        .map_err(|e| format!("cannot list migrations: {e}"))
+}
+
+/// Applies the pending migrations of the connection's backend; returns how many ran.
+pub fn migrate(conn: &mut Conn) -> Result<usize, String> {
+    let set = migrations_of(conn);
     conn.run_pending_migrations(set)
         .map(|v| v.len())
         .map_err(|e| format!("migration failed: {e}"))
+}
+
+/// Copies a running shop's SQLite database to `target` with `VACUUM INTO`: one consistent
+/// snapshot, taken while other connections keep writing. The servers have their own tools.
+pub fn backup(url: &str, target: &std::path::Path) -> Result<(), String> {
+    match Backend::of_url(url) {
+        Backend::Sqlite => {}
+        Backend::Mysql => {
+            return Err("backup copies SQLite databases; for MariaDB/MySQL use `mysqldump --single-transaction DBNAME > FILE`".into())
+        }
+        Backend::Postgres => {
+            return Err(
+                "backup copies SQLite databases; for PostgreSQL use `pg_dump -Fc DBNAME > FILE`"
+                    .into(),
+            )
+        }
+    }
+    let source = sqlite_path(url);
+    if !std::path::Path::new(source).is_file() {
+        return Err(format!("no SQLite database at {source}"));
+    }
+    if target.exists() {
+        return Err(format!("{} exists already", target.display()));
+    }
+    let target = target
+        .to_str()
+        .ok_or_else(|| format!("{} is not a UTF-8 path", target.display()))?;
+    let mut conn = SqliteConnection::establish(source).map_err(|e| e.to_string())?;
+    conn.batch_execute("PRAGMA busy_timeout=10000;")
+        .map_err(|e| e.to_string())?;
+    conn.batch_execute(&format!("VACUUM INTO '{}'", target.replace('\'', "''")))
+        .map_err(|e| format!("backup failed: {e}"))
 }
 
 /// One writer at a time per process for SQLite (see `write_tx`).

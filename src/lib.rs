@@ -1,6 +1,7 @@
 //! jiesuan (结算): a server-rendered web shop whose checkout and payment are done right.
 //! The module map; `startup` is shared by `main` and the tests.
 
+pub mod assets;
 pub mod config;
 pub mod controllers;
 pub mod db;

@@ -1,5 +1,5 @@
 //! The `jiesuan` command: `serve` (the default), `migrate`, `create-admin`,
-//! `reset-admin-password`.
+//! `reset-admin-password`, `backup`, `check-config`.
 
 use jiesuan::config::Config;
 use jiesuan::services::{account, seed, ServiceError};
@@ -8,8 +8,22 @@ use jiesuan::validators::{check_password, AccountForm};
 use std::net::TcpListener;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: jiesuan [serve | migrate | create-admin <username> <password> \
-                     | reset-admin-password <username> <password>]";
+const USAGE: &str = "usage: jiesuan [COMMAND]
+
+commands:
+  serve                                    run the shop (the default)
+  migrate                                  apply the database migrations and exit
+  create-admin <username> <password>       add an admin
+  reset-admin-password <username> <password>
+                                           set an admin's password and end its sessions
+  backup <file>                            copy the SQLite database to <file>, safe while
+                                           the shop runs (MariaDB: mysqldump; PostgreSQL: pg_dump)
+  check-config                             validate the configuration, print it (secrets
+                                           redacted) and exit 0, or 1 when it is invalid
+  help, --help, -h                         this text
+
+Configuration: jiesuan.toml in the working directory (or the file JIESUAN_CONFIG names),
+then DATABASE_URL and JIESUAN_* environment variables; see the README.";
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -24,9 +38,28 @@ fn main() -> ExitCode {
 }
 
 fn run_command(args: &[String]) -> Result<(), String> {
+    if let Some("help" | "--help" | "-h") = args.first().map(String::as_str) {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let config = Config::load().map_err(|e| e.to_string())?;
     match args.first().map(String::as_str) {
         None | Some("serve") => serve(config),
+        Some("check-config") => {
+            // Templates and keys too: what `serve` would refuse, without writing anything.
+            jiesuan::startup::check(&config).map_err(|e| e.to_string())?;
+            println!("{config:#?}");
+            println!("configuration is valid");
+            Ok(())
+        }
+        Some("backup") => {
+            let Some(file) = args.get(1) else {
+                return Err(USAGE.into());
+            };
+            jiesuan::db::backup(&config.database_url, std::path::Path::new(file))?;
+            println!("database copied to {file}");
+            Ok(())
+        }
         Some("migrate") => build_state(config).map(|_| ()).map_err(|e| e.to_string()),
         Some("create-admin") => {
             let (Some(username), Some(password)) = (args.get(1), args.get(2)) else {

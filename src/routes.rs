@@ -1,7 +1,7 @@
 //! The one table of every route.
 
 use crate::config::PayMode;
-use crate::controllers::{admin, api, error, home, notify, sandbox, session};
+use crate::controllers::{admin, api, error, home, notify, ops, sandbox, session};
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
@@ -135,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
             .route("/home/order/status", web::post().to(home::pay::status))
             .route("/home/order/payresult", web::get().to(home::pay::payresult))
             .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(ops::readyz))
             .route("/admin/login", web::get().to(admin::auth::login_form))
             .route("/admin/login", web::post().to(admin::auth::login))
             .route("/admin/logout", web::post().to(admin::auth::logout))
@@ -184,7 +185,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
                 "/admin/products/{id}/stock",
                 web::post().to(admin::products::stock),
             )
-            .service(actix_files::Files::new("/static", "static").use_etag(true))
+            .route("/static/{path:.*}", web::get().to(ops::static_file))
             .default_service(web::to(page_not_found)),
     );
 }

@@ -1,5 +1,6 @@
 //! Building the application state and running the server; shared by `main` and the tests.
 
+use crate::assets::{self, AssetError, StaticFiles};
 use crate::config::{Config, PayMode};
 use crate::db::{self, Db, Pool};
 use crate::payment::pingpp::{sign as pp_sign, Pingpp};
@@ -22,6 +23,8 @@ pub struct AppState {
     pub pool: Pool,
     pub db: Db,
     pub tera: Arc<tera::Tera>,
+    /// The static files (embedded, with `assets_dir`'s on top), served from memory.
+    pub static_files: Arc<StaticFiles>,
     pub http: reqwest::Client,
     pub cookie_key: Key,
     /// Where the shop is reached from outside, without a trailing slash.
@@ -52,10 +55,12 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("key {0}: {1}")]
     Key(String, String),
+    #[error("{0}")]
+    Assets(#[from] AssetError),
 }
 
 fn read_key(path: &str) -> Result<String, StartupError> {
-    std::fs::read_to_string(path).map_err(|e| StartupError::Key(path.into(), e.to_string()))
+    assets::read_key(path).map_err(|e| StartupError::Key(path.into(), e.to_string()))
 }
 
 impl AppState {
@@ -134,13 +139,6 @@ impl AppState {
     }
 }
 
-/// Loads the templates; a broken template stops the boot.
-pub fn load_templates() -> Result<tera::Tera, tera::Error> {
-    let mut tera = tera::Tera::new("templates/**/*.html")?;
-    tera.autoescape_on(vec![".html"]);
-    Ok(tera)
-}
-
 fn session_key(config: &Config) -> Result<Key, StartupError> {
     let bytes = match &config.session_secret {
         Some(hex_secret) => {
@@ -163,22 +161,26 @@ fn session_key(config: &Config) -> Result<Key, StartupError> {
     Key::try_from(bytes.as_slice()).map_err(|e| StartupError::Secret(e.to_string()))
 }
 
-/// Connects the pool, applies migrations, loads templates and builds the HTTP client.
-pub fn build_state(config: Config) -> Result<AppState, StartupError> {
+/// What startup reads and checks before it writes anything.
+struct Prepared {
+    tera: tera::Tera,
+    static_files: StaticFiles,
+    http: reqwest::Client,
+    pingpp_public_key: RsaPublicKey,
+    merchant_key: Option<RsaPrivateKey>,
+    wechat_cert_http: Option<reqwest::Client>,
+}
+
+/// Loads templates, static files and keys and builds the HTTP clients; writes nothing.
+fn prepare(config: &Config) -> Result<Prepared, StartupError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pool = db::connect(&config.database_url, config.db_pool_size).map_err(StartupError::Db)?;
-    let mut conn = pool.get().map_err(|e| StartupError::Db(e.to_string()))?;
-    let applied = db::migrate(&mut conn).map_err(StartupError::Db)?;
-    if applied > 0 {
-        log::info!("applied {applied} migration(s)");
-    }
-    drop(conn);
-    let tera = load_templates()?;
+    let assets_dir = config.assets_dir.as_deref().map(std::path::Path::new);
+    let tera = assets::templates(assets_dir)?;
+    let static_files = StaticFiles::load(assets_dir)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(config.platform_timeout_seconds))
         .connect_timeout(Duration::from_secs(5))
         .build()?;
-    let cookie_key = session_key(&config)?;
     let pingpp_public_key = pp_sign::public_key(&read_key(&config.pingpp.webhook_public_key)?)
         .map_err(|e| StartupError::Key(config.pingpp.webhook_public_key.clone(), e.to_string()))?;
     let wechat_cert_http = match &config.wechat.client_cert_pem {
@@ -202,6 +204,38 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         ),
         None => None,
     };
+    if config.pay_mode == PayMode::Sandbox {
+        sandbox_keys(config)?;
+    }
+    Ok(Prepared {
+        tera,
+        static_files,
+        http,
+        pingpp_public_key,
+        merchant_key,
+        wechat_cert_http,
+    })
+}
+
+/// Everything `build_state` checks short of the database: templates, static files, keys.
+pub fn check(config: &Config) -> Result<(), StartupError> {
+    prepare(config).map(|_| ())
+}
+
+/// Connects the pool, applies migrations, loads templates and builds the HTTP client.
+/// Everything that can fail without writing (templates, static files, keys, clients) comes
+/// first: a configuration that cannot work creates no file and migrates nothing.
+pub fn build_state(config: Config) -> Result<AppState, StartupError> {
+    let prepared = prepare(&config)?;
+    // Only now: the database file, the migrations, the session key file.
+    let pool = db::connect(&config.database_url, config.db_pool_size).map_err(StartupError::Db)?;
+    let mut conn = pool.get().map_err(|e| StartupError::Db(e.to_string()))?;
+    let applied = db::migrate(&mut conn).map_err(StartupError::Db)?;
+    if applied > 0 {
+        log::info!("applied {applied} migration(s)");
+    }
+    drop(conn);
+    let cookie_key = session_key(&config)?;
     let public_url = config
         .public_url
         .clone()
@@ -212,13 +246,14 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         config: Arc::new(config),
         db: Db { pool: pool.clone() },
         pool,
-        tera: Arc::new(tera),
-        http,
+        tera: Arc::new(prepared.tera),
+        static_files: Arc::new(prepared.static_files),
+        http: prepared.http,
         cookie_key,
         public_url,
-        pingpp_public_key,
-        merchant_key,
-        wechat_cert_http,
+        pingpp_public_key: prepared.pingpp_public_key,
+        merchant_key: prepared.merchant_key,
+        wechat_cert_http: prepared.wechat_cert_http,
         qr_cache: Arc::default(),
         sandbox: None,
     })
@@ -245,6 +280,22 @@ fn request_line(req: &actix_web::dev::ServiceRequest) -> String {
     )
 }
 
+/// The sandbox's keys: the one it signs webhooks with, and the merchant public key it checks
+/// requests with, when configured.
+fn sandbox_keys(config: &Config) -> Result<(RsaPrivateKey, Option<RsaPublicKey>), StartupError> {
+    let sb = &config.sandbox;
+    let platform_key = pp_sign::private_key(&read_key(&sb.pingpp_private_key)?)
+        .map_err(|e| StartupError::Key(sb.pingpp_private_key.clone(), e.to_string()))?;
+    let merchant_public = match &sb.merchant_public_key {
+        Some(path) => Some(
+            pp_sign::public_key(&read_key(path)?)
+                .map_err(|e| StartupError::Key(path.clone(), e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok((platform_key, merchant_public))
+}
+
 /// Runs the server on `listener`. When no public URL was configured it becomes the
 /// listener's own address (so port 0 works in tests).
 pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, StartupError> {
@@ -252,16 +303,7 @@ pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, Startup
         state.public_url = format!("http://{}", listener.local_addr()?);
     }
     if state.config.pay_mode == PayMode::Sandbox {
-        let sb = &state.config.sandbox;
-        let platform_key = pp_sign::private_key(&read_key(&sb.pingpp_private_key)?)
-            .map_err(|e| StartupError::Key(sb.pingpp_private_key.clone(), e.to_string()))?;
-        let merchant_public = match &sb.merchant_public_key {
-            Some(path) => Some(
-                pp_sign::public_key(&read_key(path)?)
-                    .map_err(|e| StartupError::Key(path.clone(), e.to_string()))?,
-            ),
-            None => None,
-        };
+        let (platform_key, merchant_public) = sandbox_keys(&state.config)?;
         state.sandbox = Some(Sandbox::new(
             &state.config,
             format!("{}/sandbox", state.public_url),

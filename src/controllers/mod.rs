@@ -6,6 +6,7 @@ pub mod api;
 pub mod error;
 pub mod home;
 pub mod notify;
+pub mod ops;
 pub mod sandbox;
 pub mod session;
 

@@ -1,0 +1,363 @@
+//! One binary to deploy: it carries its templates, static files and sandbox keys, serves from
+//! any directory, writes nothing before its configuration is valid, lists its commands,
+//! backs SQLite up while the shop runs, reports readiness and stops cleanly on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::TestApp;
+use diesel::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_jiesuan");
+
+/// A fresh empty directory under the system's temp dir.
+fn empty_dir(name: &str) -> PathBuf {
+    let n: u64 = rand::random();
+    let dir = std::env::temp_dir().join(format!("jiesuan-{name}-{n:016x}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary run in `dir` with only the given settings (no inherited `JIESUAN_*`).
+fn jiesuan(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("JIESUAN_") || k == "DATABASE_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn output(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    jiesuan(dir, env).args(args).output().unwrap()
+}
+
+/// A running `jiesuan serve`; stopped with SIGKILL when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut all = vec![("JIESUAN_BIND", bind.as_str())];
+        all.extend_from_slice(env);
+        let child = jiesuan(dir, &all)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child,
+            url: format!("http://{bind}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(res) = reqwest::get(format!("{}/healthz", server.url)).await {
+                if res.status() == 200 {
+                    return server;
+                }
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("jiesuan exited before serving: {status}");
+            }
+            assert!(Instant::now() < deadline, "jiesuan did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("{}{path}", self.url)).await.unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "jiesuan did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("shop.db").display())
+}
+
+#[tokio::test]
+async fn the_binary_serves_pages_and_css_from_an_empty_directory() {
+    let cwd = empty_dir("cwd");
+    let data = empty_dir("data");
+    let url = sqlite_url(&data);
+    let server = Server::start(&cwd, &[("DATABASE_URL", &url)]).await;
+    let home = server.get("/").await;
+    assert_eq!(home.status(), 200);
+    assert!(home.text().await.unwrap().contains("/home/goods/1"));
+    assert_eq!(server.get("/home/goods/1").await.status(), 200);
+    let css = server.get("/static/css/site.css").await;
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert_eq!(
+        server.get("/static/img/products/p1.svg").await.status(),
+        200
+    );
+    assert_eq!(server.get("/static/css/nothing.css").await.status(), 404);
+    assert_eq!(server.get("/static/../Cargo.toml").await.status(), 404);
+}
+
+#[tokio::test]
+async fn files_in_the_assets_dir_win_over_the_embedded_ones() {
+    let cwd = empty_dir("cwd");
+    let data = empty_dir("data");
+    let assets = empty_dir("assets");
+    std::fs::create_dir_all(assets.join("static/css")).unwrap();
+    std::fs::write(assets.join("static/css/site.css"), "body{color:#c00}").unwrap();
+    std::fs::create_dir_all(assets.join("templates")).unwrap();
+    let base =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/base.html"))
+            .unwrap();
+    std::fs::write(
+        assets.join("templates/base.html"),
+        base.replacen("<body", "<!-- restyled --><body", 1),
+    )
+    .unwrap();
+    let url = sqlite_url(&data);
+    let server = Server::start(
+        &cwd,
+        &[
+            ("DATABASE_URL", &url),
+            ("JIESUAN_ASSETS_DIR", assets.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let css = server
+        .get("/static/css/site.css")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(css, "body{color:#c00}");
+    let home = server.get("/").await.text().await.unwrap();
+    assert!(home.contains("<!-- restyled -->"));
+    // The files it does not override are still the embedded ones.
+    assert_eq!(server.get("/static/css/admin.css").await.status(), 200);
+}
+
+#[test]
+fn an_invalid_setting_exits_non_zero_having_written_nothing() {
+    let cwd = empty_dir("cwd");
+    let out = output(&cwd, &[("JIESUAN_ORDER_TIMEOUT_MINUTES", "soon")], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JIESUAN_ORDER_TIMEOUT_MINUTES"));
+    assert_eq!(entries(&cwd), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_key_file_stops_the_start_before_any_database_or_session_key_is_made() {
+    let cwd = empty_dir("cwd");
+    // The default database is data/jiesuan.db under the working directory.
+    let out = output(
+        &cwd,
+        &[("JIESUAN_PINGPP_WEBHOOK_PUBLIC_KEY", "no-such-key.pem")],
+        &["serve"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-key.pem"));
+    assert_eq!(entries(&cwd), Vec::<String>::new());
+}
+
+#[test]
+fn help_lists_every_command() {
+    let cwd = empty_dir("cwd");
+    for flag in ["--help", "help", "-h"] {
+        let out = output(&cwd, &[("JIESUAN_ORDER_TIMEOUT_MINUTES", "soon")], &[flag]);
+        assert!(out.status.success(), "{flag}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for command in [
+            "serve",
+            "migrate",
+            "create-admin",
+            "reset-admin-password",
+            "backup",
+            "check-config",
+        ] {
+            assert!(text.contains(command), "{flag} lists {command}");
+        }
+    }
+    let out = output(&cwd, &[], &["no-such-command"]);
+    assert!(!out.status.success());
+    assert_eq!(entries(&cwd), Vec::<String>::new());
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_without_secrets() {
+    let cwd = empty_dir("cwd");
+    let secret = "ab".repeat(64);
+    let out = output(
+        &cwd,
+        &[
+            ("JIESUAN_ORDER_TIMEOUT_MINUTES", "45"),
+            ("JIESUAN_SESSION_SECRET", &secret),
+            ("DATABASE_URL", "mysql://shop:hunter2@db.example/shop"),
+        ],
+        &["check-config"],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("order_timeout_minutes: 45"), "{text}");
+    assert!(text.contains("<redacted>"));
+    assert!(!text.contains(&secret));
+    assert!(!text.contains("hunter2"));
+    assert!(!text.contains("sandboxsandboxsandbox"));
+    assert_eq!(entries(&cwd), Vec::<String>::new());
+
+    let out = output(
+        &cwd,
+        &[("JIESUAN_ORDER_TIMEOUT_MINUTES", "0")],
+        &["check-config"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("order_timeout_minutes"));
+    assert_eq!(entries(&cwd), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn backup_copies_a_running_shops_sqlite_database() {
+    let data = empty_dir("data");
+    let url = sqlite_url(&data);
+    let app = TestApp::spawn_on(common::test_config(&url)).await;
+    let token = app.buyer("backup-buyer").await;
+    let (status, placed) = app.place(&token, &[(1, 2), (3, 1)]).await;
+    assert_eq!(status, 200, "{placed}");
+    let order_no = placed["order_no"].as_str().unwrap().to_string();
+
+    let copy = empty_dir("backup").join("copy.db");
+    let copy_arg = copy.to_str().unwrap().to_string();
+    let cwd = empty_dir("cwd");
+    let out = output(&cwd, &[("DATABASE_URL", &url)], &["backup", &copy_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The shop keeps serving while and after the copy is taken.
+    let (status, _) = app.place(&token, &[(2, 1)]).await;
+    assert_eq!(status, 200);
+
+    use jiesuan::models::schema::orders;
+    let mut conn = SqliteConnection::establish(&copy_arg).unwrap();
+    let numbers: Vec<String> = orders::table
+        .select(orders::order_no)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(numbers, vec![order_no]);
+
+    // A second backup to the same file is refused rather than overwriting it.
+    let out = output(&cwd, &[("DATABASE_URL", &url)], &["backup", &copy_arg]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn backup_points_the_servers_to_their_own_dump_tools() {
+    let cwd = empty_dir("cwd");
+    let out = output(
+        &cwd,
+        &[("DATABASE_URL", "mysql://root@127.0.0.1:1/shop")],
+        &["backup", "x.db"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mysqldump"));
+    let out = output(
+        &cwd,
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/shop")],
+        &["backup", "x.db"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+    assert_eq!(entries(&cwd), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_a_migration_is_pending_and_healthz_stays_200() {
+    let app = TestApp::spawn().await;
+    let res = reqwest::get(format!("{}/readyz", app.url)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    app.with_conn(|c| {
+        diesel::sql_query(
+            "DELETE FROM __diesel_schema_migrations WHERE version = (SELECT v FROM \
+             (SELECT MAX(version) AS v FROM __diesel_schema_migrations) AS latest)",
+        )
+        .execute(c)
+        .unwrap();
+    });
+    let res = reqwest::get(format!("{}/readyz", app.url)).await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["pending_migrations"], 1);
+    let res = reqwest::get(format!("{}/healthz", app.url)).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_binary_finish_and_exit_zero() {
+    let cwd = empty_dir("cwd");
+    let data = empty_dir("data");
+    let url = sqlite_url(&data);
+    let mut server = Server::start(
+        &cwd,
+        &[
+            ("DATABASE_URL", &url),
+            ("JIESUAN_SWEEP_INTERVAL_SECONDS", "1"),
+            ("JIESUAN_SHUTDOWN_GRACE_SECONDS", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(server.get("/readyz").await.status(), 200);
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+}
