@@ -3,7 +3,7 @@
 
 use jiesuan::config::Config;
 use jiesuan::services::{account, seed, ServiceError};
-use jiesuan::startup::{build_state, run, AppState};
+use jiesuan::startup::{build_state, run_with_jobs, AppState};
 use jiesuan::validators::{check_password, AccountForm};
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -128,8 +128,14 @@ fn serve(config: Config) -> Result<(), String> {
         "jiesuan listening on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
+    let grace = std::time::Duration::from_secs(state.config.shutdown_grace_seconds);
     actix_web::rt::System::new().block_on(async move {
-        let server = run(listener, state).map_err(|e| e.to_string())?;
-        server.await.map_err(|e| e.to_string())
+        let (server, jobs) = run_with_jobs(listener, state).map_err(|e| e.to_string())?;
+        let served = server.await.map_err(|e| e.to_string());
+        if let Some(jobs) = jobs {
+            jobs.stop(grace).await;
+        }
+        log::info!("jiesuan stopped");
+        served
     })
 }

@@ -296,9 +296,23 @@ fn sandbox_keys(config: &Config) -> Result<(RsaPrivateKey, Option<RsaPublicKey>)
     Ok((platform_key, merchant_public))
 }
 
-/// Runs the server on `listener`. When no public URL was configured it becomes the
-/// listener's own address (so port 0 works in tests).
-pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, StartupError> {
+/// Runs the server on `listener`, its background jobs detached (they end with the runtime).
+/// When no public URL was configured it becomes the listener's own address (so port 0 works
+/// in tests).
+pub fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
+    let (server, jobs) = run_with_jobs(listener, state)?;
+    if let Some(jobs) = jobs {
+        jobs.detach();
+    }
+    Ok(server)
+}
+
+/// Runs the server and returns the job loop too, for a graceful stop: once the server has
+/// finished its in-flight requests (SIGTERM, within `shutdown_grace_seconds`), stop the jobs.
+pub fn run_with_jobs(
+    listener: TcpListener,
+    mut state: AppState,
+) -> Result<(Server, Option<crate::jobs::Jobs>), StartupError> {
     if state.config.public_url.is_none() {
         state.public_url = format!("http://{}", listener.local_addr()?);
     }
@@ -313,8 +327,9 @@ pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, Startup
             state.http.clone(),
         ));
     }
-    crate::jobs::spawn(&state);
+    let jobs = crate::jobs::spawn(&state);
     let mode = state.config.pay_mode;
+    let grace = state.config.shutdown_grace_seconds;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -335,7 +350,9 @@ pub fn run(listener: TcpListener, mut state: AppState) -> Result<Server, Startup
             }
         }
     })
+    // SIGTERM, SIGINT: stop accepting, let in-flight requests finish within the grace.
+    .shutdown_timeout(grace)
     .listen(listener)?
     .run();
-    Ok(server)
+    Ok((server, jobs))
 }

@@ -2,6 +2,7 @@
 //! and leaves transactions to the services. May import diesel and domain.
 
 pub mod event;
+pub mod job_lease;
 pub mod order;
 pub mod pay;
 pub mod product;

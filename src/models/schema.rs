@@ -29,6 +29,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    job_lease (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+        last_run_at -> Nullable<Timestamp>,
+        last_outcome -> Nullable<Text>,
+        runs -> BigInt,
+    }
+}
+
+diesel::table! {
     login_throttle (name_key) {
         name_key -> Text,
         failures -> Integer,
@@ -172,6 +183,7 @@ diesel::joinable!(pay_attempt -> orders (order_id));
 diesel::joinable!(refund -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    job_lease,
     login_throttle,
     products,
     users,

@@ -247,6 +247,8 @@ pub struct Today {
     pub closed: i64,
     pub refunds: i64,
     pub out_of_stock: Vec<(Order, String)>,
+    /// Every background job's lease row: its last run and outcome.
+    pub jobs: Vec<crate::models::job_lease::JobLease>,
 }
 
 pub fn today(conn: &mut Conn) -> Result<Today, ServiceError> {
@@ -289,6 +291,7 @@ pub fn today(conn: &mut Conn) -> Result<Today, ServiceError> {
         closed,
         refunds: refunds_today,
         out_of_stock,
+        jobs: crate::models::job_lease::all(conn)?,
     })
 }
 

@@ -63,8 +63,36 @@ pub struct DashboardPage {
     pub callback_alarm: Option<String>,
     /// Orders paid after their stock was gone, waiting for a refund.
     pub out_of_stock: Vec<AdminOrderRow>,
+    /// The background jobs' last runs (`#jobs`), one `.job-row` each.
+    pub jobs: Vec<JobRow>,
 }
 page!(DashboardPage, "admin/dashboard.html");
+
+/// One background job on the dashboard: its name, last run (Asia/Shanghai), outcome, how
+/// many runs, and which instance holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    pub name: String,
+    pub last_run_at: String,
+    pub last_outcome: String,
+    pub runs: i64,
+    pub holder: String,
+}
+
+impl From<&crate::models::job_lease::JobLease> for JobRow {
+    fn from(j: &crate::models::job_lease::JobLease) -> Self {
+        JobRow {
+            name: j.name.clone(),
+            last_run_at: j
+                .last_run_at
+                .map(crate::domain::format_shanghai)
+                .unwrap_or_default(),
+            last_outcome: j.last_outcome.clone().unwrap_or_default(),
+            runs: j.runs,
+            holder: j.holder.clone(),
+        }
+    }
+}
 
 /// A `<select>` option.
 #[derive(Debug, Clone, Serialize)]

@@ -46,6 +46,7 @@ pub async fn dashboard(state: web::Data<AppState>, who: Admin) -> Result<HttpRes
                 .iter()
                 .map(|(o, u)| order_row(o, u))
                 .collect(),
+            jobs: t.jobs.iter().map(Into::into).collect(),
             layout: lay,
         },
     )

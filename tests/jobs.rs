@@ -1,0 +1,91 @@
+//! Background jobs run once across instances: two shops on one database, each ticking every
+//! second, share each job through its `job_lease` row, and the admin dashboard shows every
+//! job's last run and outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{count_matches, fresh_database_url, html, test_config, TestApp};
+use diesel::prelude::*;
+use jiesuan::models::schema::job_lease;
+use std::time::Duration;
+
+#[tokio::test]
+async fn two_instances_on_one_database_run_each_job_once_per_interval() {
+    let database_url = fresh_database_url();
+    let mut config = test_config(&database_url);
+    config.sweep_interval_seconds = 1;
+    let first = TestApp::spawn_on(config.clone()).await;
+    let second = TestApp::spawn_on(config).await;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let rows: Vec<(String, String, i64, Option<String>)> = first.with_conn(|c| {
+        job_lease::table
+            .select((
+                job_lease::name,
+                job_lease::holder,
+                job_lease::runs,
+                job_lease::last_outcome,
+            ))
+            .order(job_lease::name.asc())
+            .load(c)
+            .unwrap()
+    });
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            jiesuan::jobs::CALLBACK_HEALTH,
+            jiesuan::jobs::RECONCILIATION_SWEEP,
+            jiesuan::jobs::REFUND_SWEEP,
+            jiesuan::jobs::TIMEOUT_CLOSE,
+        ]
+    );
+    // One instance alone would run each job about once a second (the first tick at once);
+    // two without leases would run it twice as often.
+    let once_per_interval = elapsed.floor() as i64 + 2;
+    for (name, _, runs, outcome) in &rows {
+        assert!(
+            (2..=once_per_interval).contains(runs),
+            "{name} ran {runs} times in {elapsed:.1}s"
+        );
+        assert!(
+            outcome.as_deref().unwrap_or("").starts_with("ok"),
+            "{name}: {outcome:?}"
+        );
+    }
+
+    second.admin_login().await;
+    let res = second
+        .browser
+        .get(format!("{}/admin", second.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let doc = html(&res.text().await.unwrap());
+    assert_eq!(count_matches(&doc, "#jobs .job-row"), 4);
+    let sel =
+        scraper::Selector::parse("#jobs .job-row[data-job=timeout_close] .job-outcome").unwrap();
+    let outcome: String = doc.select(&sel).next().unwrap().text().collect();
+    assert!(outcome.starts_with("ok"), "{outcome}");
+}
+
+#[tokio::test]
+async fn a_lease_held_by_another_instance_is_taken_only_once_it_expires() {
+    use jiesuan::models::job_lease::acquire;
+    let app = TestApp::spawn().await;
+    let now = jiesuan::models::now();
+    let ttl = chrono::Duration::seconds(30);
+    app.with_conn(|c| {
+        assert!(acquire(c, "probe", "a", now, ttl).unwrap());
+        assert!(!acquire(c, "probe", "b", now, ttl).unwrap());
+        // The holder renews its own lease.
+        assert!(acquire(c, "probe", "a", now + ttl / 2, ttl).unwrap());
+        assert!(!acquire(c, "probe", "b", now + ttl, ttl).unwrap());
+        assert!(acquire(c, "probe", "b", now + ttl * 2, ttl).unwrap());
+        assert!(!acquire(c, "probe", "a", now + ttl * 2, ttl).unwrap());
+    });
+}
