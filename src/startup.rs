@@ -335,10 +335,12 @@ pub fn run_with_jobs(
         App::new()
             .app_data(data.clone())
             .wrap(
-                middleware::Logger::new("%a \"%{request}xi\" %s %b %Dms")
+                middleware::Logger::new("%a \"%{request}xi\" %s %b %Dms id=%{x-request-id}i")
                     .custom_request_replace("request", request_line),
             )
             .wrap(middleware::Compress::default())
+            // Outermost: the id exists before the access log reads it.
+            .wrap(middleware::from_fn(crate::controllers::ops::request_id))
             .configure(|cfg| crate::routes::configure(cfg, mode))
     })
     // Small responses (a 2 KB file, a JSON status) go out at once instead of waiting for

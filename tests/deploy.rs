@@ -71,13 +71,19 @@ impl Drop for Server {
 
 impl Server {
     async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(dir, env, Stdio::inherit()).await
+    }
+
+    async fn start_with(dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Server {
+        // reqwest is built without a default crypto provider (the shop installs ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
         let bind = format!("127.0.0.1:{port}");
         let mut all = vec![("JIESUAN_BIND", bind.as_str())];
         all.extend_from_slice(env);
         let child = jiesuan(dir, &all)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut server = Server {
@@ -360,4 +366,68 @@ async fn sigterm_lets_the_binary_finish_and_exit_zero() {
     assert_eq!(server.get("/readyz").await.status(), 200);
     let status = server.terminate();
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn every_request_has_an_id_echoed_back_and_in_the_access_log() {
+    let cwd = empty_dir("cwd");
+    let data = empty_dir("data");
+    let url = sqlite_url(&data);
+    let log_path = data.join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = Server::start_with(
+        &cwd,
+        &[("DATABASE_URL", &url), ("RUST_LOG", "info")],
+        Stdio::from(log),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let res = http
+        .get(format!("{}/", server.url))
+        .header("X-Request-Id", "edge-4f1c.7:a_b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "edge-4f1c.7:a_b");
+    let made = server.get("/healthz").await;
+    let made = made.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(made.len(), 16, "{made}");
+    assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
+    // An id that is not a plain token is replaced, not copied into the log.
+    let res = http
+        .get(format!("{}/", server.url))
+        .header("X-Request-Id", "forged \" 200 line")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "forged \" 200 line");
+    // A client's malformed request is its fault: logged below ERROR.
+    let res = http
+        .post(format!("{}/api/v1/token/user", server.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = http
+        .post(format!("{}/api/v1/pay/notify", server.url))
+        .body("<xml><broken>")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_client_error());
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if text.contains(&format!("id={made}")) || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(text.contains("id=edge-4f1c.7:a_b"), "{text}");
+    assert!(text.contains(&format!("id={made}")), "{text}");
+    assert!(!text.contains("forged"), "{text}");
+    assert!(!text.contains("ERROR"), "{text}");
 }

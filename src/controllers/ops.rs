@@ -50,3 +50,37 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     }
 }
+
+/// The request id header: taken from the client (a proxy's) when it is a plain token, else
+/// made; echoed in the response and written in the access log line.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A usable incoming id: 1–64 characters of letters, digits and `-_.:` (nothing that could
+/// forge a log line).
+fn plain_id(v: &header::HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+/// Outermost middleware: gives every request an `X-Request-Id` (before the access log reads
+/// it) and echoes it in the response.
+pub async fn request_id(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let name = header::HeaderName::from_static(REQUEST_ID);
+    let id = req
+        .headers()
+        .get(&name)
+        .and_then(plain_id)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
+    let value = header::HeaderValue::from_str(&id)
+        .unwrap_or_else(|_| header::HeaderValue::from_static("invalid"));
+    req.headers_mut().insert(name.clone(), value.clone());
+    let mut res = next.call(req).await?;
+    res.headers_mut().insert(name, value);
+    Ok(res)
+}
