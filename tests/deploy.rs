@@ -111,12 +111,20 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit.
     fn terminate(&mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.wait_exit()
+    }
+
+    fn sigterm(&self) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .unwrap()
             .success());
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -430,4 +438,51 @@ async fn every_request_has_an_id_echoed_back_and_in_the_access_log() {
     assert!(text.contains(&format!("id={made}")), "{text}");
     assert!(!text.contains("forged"), "{text}");
     assert!(!text.contains("ERROR"), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_in_flight_at_sigterm_is_answered_before_the_exit() {
+    use std::io::{Read, Write};
+    let cwd = empty_dir("cwd");
+    let data = empty_dir("data");
+    let url = sqlite_url(&data);
+    let mut server = Server::start(
+        &cwd,
+        &[
+            ("DATABASE_URL", &url),
+            ("JIESUAN_SHUTDOWN_GRACE_SECONDS", "10"),
+        ],
+    )
+    .await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    let body = r#"{"user":"in-flight"}"#;
+    write!(
+        tcp,
+        "POST /sandbox/control/wx_login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..5]
+    )
+    .unwrap();
+    tcp.flush().unwrap();
+    // Give the server the headers, then ask it to stop while the body is still coming.
+    std::thread::sleep(Duration::from_millis(300));
+    server.sigterm();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    // New connections are refused meanwhile.
+    assert!(reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .is_err());
+    tcp.write_all(body[5..].as_bytes()).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"code\""), "{answer}");
+    let status = server.wait_exit();
+    assert!(status.success(), "{status}");
 }
