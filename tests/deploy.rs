@@ -56,10 +56,12 @@ fn output(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     jiesuan(dir, env).args(args).output().unwrap()
 }
 
-/// A running `jiesuan serve`; stopped with SIGKILL when dropped.
+/// A running `jiesuan serve` in an empty working directory, on a fresh SQLite database in
+/// `data`; stopped with SIGKILL when dropped.
 struct Server {
     child: Child,
     url: String,
+    data: PathBuf,
 }
 
 impl Drop for Server {
@@ -70,25 +72,30 @@ impl Drop for Server {
 }
 
 impl Server {
-    async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-        Server::start_with(dir, env, Stdio::inherit()).await
+    async fn start(env: &[(&str, &str)]) -> Server {
+        Server::start_with(env, |_| Stdio::inherit()).await
     }
 
-    async fn start_with(dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Server {
+    /// `stderr` makes the process's standard error from the data directory.
+    async fn start_with(env: &[(&str, &str)], stderr: impl FnOnce(&Path) -> Stdio) -> Server {
+        let dir = empty_dir("cwd");
+        let data = empty_dir("data");
+        let url = sqlite_url(&data);
         // reqwest is built without a default crypto provider (the shop installs ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
         let bind = format!("127.0.0.1:{port}");
-        let mut all = vec![("JIESUAN_BIND", bind.as_str())];
+        let mut all = vec![("JIESUAN_BIND", bind.as_str()), ("DATABASE_URL", &url)];
         all.extend_from_slice(env);
-        let child = jiesuan(dir, &all)
+        let child = jiesuan(&dir, &all)
             .stdout(Stdio::null())
-            .stderr(stderr)
+            .stderr(stderr(&data))
             .spawn()
             .unwrap();
         let mut server = Server {
             child,
             url: format!("http://{bind}"),
+            data,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -142,10 +149,7 @@ fn sqlite_url(dir: &Path) -> String {
 
 #[tokio::test]
 async fn the_binary_serves_pages_and_css_from_an_empty_directory() {
-    let cwd = empty_dir("cwd");
-    let data = empty_dir("data");
-    let url = sqlite_url(&data);
-    let server = Server::start(&cwd, &[("DATABASE_URL", &url)]).await;
+    let server = Server::start(&[]).await;
     let home = server.get("/").await;
     assert_eq!(home.status(), 200);
     assert!(home.text().await.unwrap().contains("/home/goods/1"));
@@ -166,8 +170,6 @@ async fn the_binary_serves_pages_and_css_from_an_empty_directory() {
 
 #[tokio::test]
 async fn files_in_the_assets_dir_win_over_the_embedded_ones() {
-    let cwd = empty_dir("cwd");
-    let data = empty_dir("data");
     let assets = empty_dir("assets");
     std::fs::create_dir_all(assets.join("static/css")).unwrap();
     std::fs::write(assets.join("static/css/site.css"), "body{color:#c00}").unwrap();
@@ -180,15 +182,7 @@ async fn files_in_the_assets_dir_win_over_the_embedded_ones() {
         base.replacen("<body", "<!-- restyled --><body", 1),
     )
     .unwrap();
-    let url = sqlite_url(&data);
-    let server = Server::start(
-        &cwd,
-        &[
-            ("DATABASE_URL", &url),
-            ("JIESUAN_ASSETS_DIR", assets.to_str().unwrap()),
-        ],
-    )
-    .await;
+    let server = Server::start(&[("JIESUAN_ASSETS_DIR", assets.to_str().unwrap())]).await;
     let css = server
         .get("/static/css/site.css")
         .await
@@ -359,17 +353,10 @@ async fn readyz_is_503_while_a_migration_is_pending_and_healthz_stays_200() {
 
 #[tokio::test]
 async fn sigterm_lets_the_binary_finish_and_exit_zero() {
-    let cwd = empty_dir("cwd");
-    let data = empty_dir("data");
-    let url = sqlite_url(&data);
-    let mut server = Server::start(
-        &cwd,
-        &[
-            ("DATABASE_URL", &url),
-            ("JIESUAN_SWEEP_INTERVAL_SECONDS", "1"),
-            ("JIESUAN_SHUTDOWN_GRACE_SECONDS", "5"),
-        ],
-    )
+    let mut server = Server::start(&[
+        ("JIESUAN_SWEEP_INTERVAL_SECONDS", "1"),
+        ("JIESUAN_SHUTDOWN_GRACE_SECONDS", "5"),
+    ])
     .await;
     assert_eq!(server.get("/readyz").await.status(), 200);
     let status = server.terminate();
@@ -378,17 +365,11 @@ async fn sigterm_lets_the_binary_finish_and_exit_zero() {
 
 #[tokio::test]
 async fn every_request_has_an_id_echoed_back_and_in_the_access_log() {
-    let cwd = empty_dir("cwd");
-    let data = empty_dir("data");
-    let url = sqlite_url(&data);
-    let log_path = data.join("stderr.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let server = Server::start_with(
-        &cwd,
-        &[("DATABASE_URL", &url), ("RUST_LOG", "info")],
-        Stdio::from(log),
-    )
+    let server = Server::start_with(&[("RUST_LOG", "info")], |data| {
+        Stdio::from(std::fs::File::create(data.join("stderr.log")).unwrap())
+    })
     .await;
+    let log_path = server.data.join("stderr.log");
     let http = reqwest::Client::new();
     let res = http
         .get(format!("{}/", server.url))
@@ -443,17 +424,7 @@ async fn every_request_has_an_id_echoed_back_and_in_the_access_log() {
 #[tokio::test]
 async fn a_request_in_flight_at_sigterm_is_answered_before_the_exit() {
     use std::io::{Read, Write};
-    let cwd = empty_dir("cwd");
-    let data = empty_dir("data");
-    let url = sqlite_url(&data);
-    let mut server = Server::start(
-        &cwd,
-        &[
-            ("DATABASE_URL", &url),
-            ("JIESUAN_SHUTDOWN_GRACE_SECONDS", "10"),
-        ],
-    )
-    .await;
+    let mut server = Server::start(&[("JIESUAN_SHUTDOWN_GRACE_SECONDS", "10")]).await;
     let addr = server.url.trim_start_matches("http://").to_string();
     let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
     let body = r#"{"user":"in-flight"}"#;
@@ -478,7 +449,7 @@ async fn a_request_in_flight_at_sigterm_is_answered_before_the_exit() {
     assert!(reqwest::get(format!("{}/healthz", server.url))
         .await
         .is_err());
-    tcp.write_all(body[5..].as_bytes()).unwrap();
+    tcp.write_all(&body.as_bytes()[5..]).unwrap();
     let mut answer = String::new();
     tcp.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
