@@ -112,6 +112,8 @@ fn with_conn<T>(
 fn serve(config: Config) -> Result<(), String> {
     let seed_demo = config.seed_demo_data;
     let bind = config.bind.clone();
+    // The address first: a port in use stops the start before anything is written.
+    let listener = TcpListener::bind(&bind).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let state = build_state(config).map_err(|e| e.to_string())?;
     if seed_demo {
         let mut conn = state.pool.get().map_err(|e| e.to_string())?;
@@ -123,7 +125,6 @@ fn serve(config: Config) -> Result<(), String> {
             println!("\n  Demo admin created (shown only this once):\n    username: admin\n    password: {password}\n");
         }
     }
-    let listener = TcpListener::bind(&bind).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     log::info!(
         "jiesuan listening on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?

@@ -220,6 +220,17 @@ fn a_missing_key_file_stops_the_start_before_any_database_or_session_key_is_made
 }
 
 #[test]
+fn a_port_in_use_stops_the_start_before_anything_is_written() {
+    let cwd = empty_dir("cwd");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let out = output(&cwd, &[("JIESUAN_BIND", &bind)], &["serve"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+    assert_eq!(entries(&cwd), Vec::<String>::new());
+}
+
+#[test]
 fn help_lists_every_command() {
     let cwd = empty_dir("cwd");
     for flag in ["--help", "help", "-h"] {
