@@ -186,6 +186,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
                 web::post().to(admin::products::stock),
             )
             .route("/static/{path:.*}", web::get().to(ops::static_file))
+            .route("/static/{path:.*}", web::head().to(ops::static_file))
             .default_service(web::to(page_not_found)),
     );
 }

@@ -164,6 +164,22 @@ async fn the_binary_serves_pages_and_css_from_an_empty_directory() {
         server.get("/static/img/products/p1.svg").await.status(),
         200
     );
+    // Cached copies are revalidated by ETag; HEAD works as for any static file server.
+    let etag = css.headers()["etag"].to_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let again = http
+        .get(format!("{}/static/css/site.css", server.url))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let head = http
+        .head(format!("{}/static/css/site.css", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
     assert_eq!(server.get("/static/css/nothing.css").await.status(), 404);
     assert_eq!(server.get("/static/../Cargo.toml").await.status(), 404);
 }
