@@ -1,5 +1,5 @@
-//! What operators and browsers need besides the shop's pages: static files from memory and
-//! the readiness probe. May import db, assets and error.
+//! What operators and browsers need besides the shop's pages: static files from memory, the
+//! readiness probe and request ids. May import db, assets and error.
 
 use crate::controllers::error::PageError;
 use crate::startup::AppState;
