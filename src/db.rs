@@ -253,6 +253,18 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
+/// True when the database rolled a transaction back to break a deadlock or a serialization
+/// conflict (MariaDB 1213, PostgreSQL 40001/40P01): running it again is safe and expected.
+pub fn is_retryable(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            _
+        )
+    )
+}
+
 /// Runs synchronous database work on the blocking thread pool, off the async workers.
 #[derive(Clone)]
 pub struct Db {

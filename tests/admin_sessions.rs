@@ -23,12 +23,7 @@ async fn orders_page(app: &TestApp, browser: &reqwest::Client) -> (u16, String) 
         .send()
         .await
         .unwrap();
-    let location = res
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (res.status().as_u16(), location)
+    (res.status().as_u16(), common::location(&res))
 }
 
 /// What a browser without a standing admin session gets.

@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::{order_status, test_config, TestApp};
+use common::{order_status, refund_request, test_config, TestApp};
 use diesel::prelude::*;
-use jiesuan::domain::Money;
 use jiesuan::payment::wechat::notify::SUCCESS_REPLY;
-use jiesuan::services::lifecycle::RefundRequest;
+
 use jiesuan::services::ServiceError;
 use serde_json::{json, Value};
 
@@ -227,16 +226,6 @@ async fn a_lost_notification_is_paid_by_the_sweep_and_the_alarm_fires_and_clears
     app.sandbox_pay(json!({ "out_trade_no": no })).await;
     app.wait_for_status(id, 2).await;
     assert_eq!(health().await["status"], "ok");
-}
-
-fn refund_request(order_id: i32, fen: i64, no: &str) -> RefundRequest {
-    RefundRequest {
-        order_id,
-        amount: Money::from_fen(fen),
-        reason: "测试退款".into(),
-        out_refund_no: no.into(),
-        actor: "admin".into(),
-    }
 }
 
 /// A paid order through `channel` ("wechat" NATIVE or Ping++ "wx_lite"): (id, amount).

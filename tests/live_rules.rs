@@ -8,13 +8,11 @@ mod common;
 
 use common::{order_status, test_config, TestApp};
 use diesel::prelude::*;
-use jiesuan::domain::{Money, RefundStatus};
+use jiesuan::domain::RefundStatus;
 use jiesuan::models::schema::{orders, pay_attempt, refund};
 use jiesuan::payment::wechat::{TradeType, UnifiedOrder, WxError};
-use jiesuan::services::lifecycle::RefundRequest;
-use serde_json::{json, Value};
 
-const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47";
+use serde_json::{json, Value};
 
 /// Moves the order's deadline to `seconds` from now.
 fn expire_in(app: &TestApp, order_id: i32, seconds: i64) {
@@ -36,23 +34,7 @@ async fn native(app: &TestApp, token: &str, id: i32) -> Value {
 
 /// Opens the QR's URL as WeChat would; the status and redirect target.
 async fn scan(app: &TestApp, order_no: &str) -> (u16, String) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(WECHAT_UA)
-        .build()
-        .unwrap();
-    let res = client
-        .get(format!("{}/home/order/qrpay?id={order_no}", app.url))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let to = res
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, to)
+    app.scan(order_no, common::WECHAT_UA).await
 }
 
 async fn control(app: &TestApp, path: &str, body: Value) {
@@ -109,15 +91,7 @@ async fn sweep_until_settled(app: &TestApp, order_id: i32, rounds: usize) {
     }
 }
 
-fn request(order_id: i32, fen: i64, no: &str) -> RefundRequest {
-    RefundRequest {
-        order_id,
-        amount: Money::from_fen(fen),
-        reason: "测试退款".into(),
-        out_refund_no: no.into(),
-        actor: "admin".into(),
-    }
-}
+use common::refund_request as request;
 
 // ---- 3. Expiry rules ------------------------------------------------------------------
 

@@ -4,28 +4,17 @@
 
 mod common;
 
-use common::{html, order_status, select_attr, select_text, test_config, TestApp};
+use common::{
+    html, order_status, select_attr, select_text, test_config, TestApp, ALIPAY_UA, WECHAT_UA,
+};
 use jiesuan::payment::pingpp::sign;
 use serde_json::{json, Value};
 
-const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47";
-const ALIPAY_UA: &str =
-    "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Mobile Safari/537.36 AlipayClient/10.5.36";
-
 /// Opens the QR's URL with a scanner's User-Agent; returns the redirect target.
 async fn scan(app: &TestApp, order_no: &str, ua: &str) -> String {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(ua)
-        .build()
-        .unwrap();
-    let res = client
-        .get(format!("{}/home/order/qrpay?id={order_no}", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 302, "{order_no}");
-    res.headers()["location"].to_str().unwrap().to_string()
+    let (status, location) = app.scan(order_no, ua).await;
+    assert_eq!(status, 302, "{order_no}");
+    location
 }
 
 fn platform_key() -> rsa::RsaPrivateKey {

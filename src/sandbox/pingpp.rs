@@ -28,6 +28,17 @@ fn error(status: u16, kind: &str, message: &str, param: Option<&str>, code: Opti
     (status, serde_json::to_string(&body).unwrap_or_default())
 }
 
+/// Ping++'s 404 for an unknown id.
+fn no_such(kind: &str, id: &str) -> Reply {
+    error(
+        404,
+        "invalid_request_error",
+        &format!("No such {kind}: {id}"),
+        Some("id"),
+        None,
+    )
+}
+
 fn invalid(message: &str, param: Option<&str>) -> Reply {
     error(400, "invalid_request_error", message, param, None)
 }
@@ -292,13 +303,7 @@ impl Sandbox {
     pub fn pp_retrieve(&self, id: &str) -> Reply {
         match self.state().charges.get(id) {
             Some(c) => (200, serde_json::to_string(c).unwrap_or_default()),
-            None => error(
-                404,
-                "invalid_request_error",
-                &format!("No such charge: {id}"),
-                Some("id"),
-                None,
-            ),
+            None => no_such("charge", id),
         }
     }
 
@@ -424,13 +429,7 @@ impl Sandbox {
     pub fn pp_refund_list(&self, charge_id: &str, limit: usize) -> Reply {
         let state = self.state();
         if !state.charges.contains_key(charge_id) {
-            return error(
-                404,
-                "invalid_request_error",
-                &format!("No such charge: {charge_id}"),
-                Some("id"),
-                None,
-            );
+            return no_such("charge", charge_id);
         }
         let mut data: Vec<&crate::payment::pingpp::Refund> = state
             .refunds
@@ -459,13 +458,7 @@ impl Sandbox {
         }
         let mut state = self.state();
         let Some(c) = state.charges.get_mut(charge_id) else {
-            return error(
-                404,
-                "invalid_request_error",
-                &format!("No such charge: {charge_id}"),
-                Some("id"),
-                None,
-            );
+            return no_such("charge", charge_id);
         };
         if !c.paid {
             return error(
@@ -550,13 +543,7 @@ impl Sandbox {
             .filter(|r| r.charge == charge_id)
         {
             Some(r) => (200, serde_json::to_string(r).unwrap_or_default()),
-            None => error(
-                404,
-                "invalid_request_error",
-                &format!("No such refund: {refund_id}"),
-                Some("id"),
-                None,
-            ),
+            None => no_such("refund", refund_id),
         }
     }
 }

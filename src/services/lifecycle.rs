@@ -35,6 +35,15 @@ pub fn close(
     actor: &str,
     note: &str,
 ) -> Result<bool, ServiceError> {
+    super::retry_deadlocks(|| close_once(conn, order_id, actor, note))
+}
+
+fn close_once(
+    conn: &mut Conn,
+    order_id: i32,
+    actor: &str,
+    note: &str,
+) -> Result<bool, ServiceError> {
     db::write_tx(conn, |c| {
         let from = OrderStatus::Unpaid;
         let to = from

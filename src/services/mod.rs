@@ -82,3 +82,19 @@ impl From<crate::domain::MoneyError> for ServiceError {
         ServiceError::Internal(e.to_string())
     }
 }
+
+/// Runs a transaction again (at most twice more) when the database chose it as the victim of
+/// a deadlock: it was rolled back whole, so nothing of it is left to undo.
+pub(crate) fn retry_deadlocks<T>(
+    mut f: impl FnMut() -> Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    for _ in 0..2 {
+        match f() {
+            Err(ServiceError::Db(e)) if crate::db::is_retryable(&e) => {
+                log::info!("deadlock victim, running the transaction again: {e}");
+            }
+            other => return other,
+        }
+    }
+    f()
+}

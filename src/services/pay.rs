@@ -356,7 +356,24 @@ pub fn apply_payment(
     if pay::dedupe_exists(conn, &key)? {
         return log_duplicate(conn, proof, entry, reply);
     }
-    let result = db::write_tx(conn, |c| -> Result<Applied, ServiceError> {
+    let result = super::retry_deadlocks(|| apply_once(conn, proof, entry, reply, &key));
+    match result {
+        Err(ServiceError::Db(e)) if db::is_unique_violation(&e) => {
+            log_duplicate(conn, proof, entry, reply)
+        }
+        other => other,
+    }
+}
+
+/// One try of `apply_payment`'s transaction.
+fn apply_once(
+    conn: &mut Conn,
+    proof: &Proof,
+    entry: &LogEntry,
+    reply: &dyn Fn(&Applied) -> String,
+    key: &str,
+) -> Result<Applied, ServiceError> {
+    db::write_tx(conn, |c| -> Result<Applied, ServiceError> {
         let Some(attempt) = pay::find_attempt(c, &proof.out_trade_no)? else {
             let a = Applied::UnknownTrade;
             pay::insert_log(
@@ -398,19 +415,13 @@ pub fn apply_payment(
         let row = entry.row(
             Some(&proof.out_trade_no),
             Some(attempt.order_id),
-            Some(&key),
+            Some(key),
             applied.outcome(),
             &reply(&applied),
         );
         pay::insert_log(c, &row)?;
         Ok(applied)
-    });
-    match result {
-        Err(ServiceError::Db(e)) if db::is_unique_violation(&e) => {
-            log_duplicate(conn, proof, entry, reply)
-        }
-        other => other,
-    }
+    })
 }
 
 /// Logs a delivery of a payment that was already applied; changes nothing else.

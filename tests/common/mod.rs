@@ -447,11 +447,7 @@ impl TestApp {
             .await
             .unwrap();
         let status = res.status().as_u16();
-        let location = res
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
+        let location = location(&res);
         (status, location, res.text().await.unwrap())
     }
 
@@ -628,4 +624,52 @@ pub fn wechat_notification_with(
     let s = sign(&p, key, SignType::Md5);
     p.insert("sign".into(), s);
     to_xml(&p)
+}
+
+/// A phone's WeChat, as its User-Agent says.
+pub const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47";
+/// A phone's Alipay, as its User-Agent says.
+pub const ALIPAY_UA: &str =
+    "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Mobile Safari/537.36 AlipayClient/10.5.36";
+
+impl TestApp {
+    /// Opens the QR's URL with a scanner's User-Agent: (status, Location header).
+    pub async fn scan(&self, order_no: &str, ua: &str) -> (u16, String) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(ua)
+            .build()
+            .unwrap();
+        let res = client
+            .get(format!("{}/home/order/qrpay?id={order_no}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let location = location(&res);
+        (status, location)
+    }
+}
+
+/// An admin's refund request of `fen` under `out_refund_no`.
+pub fn refund_request(
+    order_id: i32,
+    fen: i64,
+    out_refund_no: &str,
+) -> jiesuan::services::lifecycle::RefundRequest {
+    jiesuan::services::lifecycle::RefundRequest {
+        order_id,
+        amount: jiesuan::domain::Money::from_fen(fen),
+        reason: "测试退款".into(),
+        out_refund_no: out_refund_no.into(),
+        actor: "admin".into(),
+    }
+}
+
+/// A response's Location header, or "".
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
