@@ -36,22 +36,7 @@ async fn native(app: &TestApp, token: &str, id: i32) -> Value {
 
 /// Opens the QR's URL as WeChat would; the status and redirect target.
 async fn scan(app: &TestApp, order_no: &str) -> (u16, String) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(WECHAT_UA)
-        .build()
-        .unwrap();
-    let res = client
-        .get(format!("{}/home/order/qrpay?id={order_no}", app.url))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let to = res
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let (status, to, _) = app.open_qr(order_no, WECHAT_UA).await;
     (status, to)
 }
 

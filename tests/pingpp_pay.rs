@@ -14,18 +14,9 @@ const ALIPAY_UA: &str =
 
 /// Opens the QR's URL with a scanner's User-Agent; returns the redirect target.
 async fn scan(app: &TestApp, order_no: &str, ua: &str) -> String {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(ua)
-        .build()
-        .unwrap();
-    let res = client
-        .get(format!("{}/home/order/qrpay?id={order_no}", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 302, "{order_no}");
-    res.headers()["location"].to_str().unwrap().to_string()
+    let (status, to, _) = app.open_qr(order_no, ua).await;
+    assert_eq!(status, 302, "{order_no}");
+    to
 }
 
 fn platform_key() -> rsa::RsaPrivateKey {

@@ -182,6 +182,8 @@ pub struct PayPage {
     pub polling: Polling,
     /// Sandbox mode: explain how to play the phone.
     pub sandbox: bool,
+    /// The order's detail page (取消订单 is there).
+    pub detail_url: String,
 }
 page!(PayPage, "pay.html");
 
@@ -208,17 +210,23 @@ pub struct PayResultPage {
     pub layout: Layout,
     /// False: no such order (订单编号错误).
     pub found: bool,
-    pub paid: bool,
+    /// What the shopper reads: `paid`, `refunded` (in part or whole), `closed` or `unpaid`.
+    pub state: &'static str,
     pub order_no: String,
     pub pay_name: String,
     pub amount: String,
+    /// Refunded so far (the `refunded` state).
+    pub refunded: String,
     pub status_label: String,
     /// Unpaid: back to the pay page.
     pub pay_url: String,
+    /// The order's detail page (`/home/order/detail?order_sn=…`).
+    pub detail_url: String,
 }
 page!(PayResultPage, "payresult.html");
 
-/// The QR's URL opened in a plain browser: scan with WeChat or Alipay instead.
+/// The QR's URL opened in a plain browser: scan with WeChat or Alipay instead. An order that
+/// can no longer be paid says why instead (`ended`), with neither QR nor amount.
 #[derive(Debug, Serialize)]
 pub struct ScanPromptPage {
     pub layout: Layout,
@@ -228,8 +236,51 @@ pub struct ScanPromptPage {
     pub qr_svg: String,
     /// Pay with Alipay from this browser (the seed's default link).
     pub alipay_url: String,
+    /// 订单已关闭 / 订单已支付 …: the order is past paying.
+    pub ended: Option<String>,
 }
 page!(ScanPromptPage, "scan.html");
+
+/// A payment of an order as its owner sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentView {
+    pub pay_name: String,
+    pub amount: String,
+    pub transaction_no: String,
+    pub paid_at: String,
+}
+
+/// A refund as its owner sees it (`退款 ¥x 已到账`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundView {
+    pub amount: String,
+    pub status_label: String,
+    /// The money is back.
+    pub done: bool,
+    pub created_at: String,
+}
+
+/// One line of an order's status history, in the shopper's words.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub text: String,
+}
+
+/// `/home/order/detail?order_sn=`: 我的订单 → one order.
+#[derive(Debug, Serialize)]
+pub struct OrderDetailPage {
+    pub layout: Layout,
+    pub order: OrderRow,
+    pub lines: Vec<LineView>,
+    pub address: AddressView,
+    pub payments: Vec<PaymentView>,
+    pub refunds: Vec<RefundView>,
+    pub history: Vec<HistoryEntry>,
+    /// Unpaid and not expired: 去支付 and 取消订单.
+    pub pay_url: Option<String>,
+}
+page!(OrderDetailPage, "order_detail.html");
 
 /// The sandbox's simulated phone: the scanning app's confirmation screen.
 #[derive(Debug, Serialize)]

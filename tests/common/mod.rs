@@ -509,6 +509,28 @@ impl TestApp {
             .to_string()
     }
 
+    /// Opens the QR's URL (`/home/order/qrpay?id=`) as the app with User-Agent `ua` would,
+    /// following no redirect: (status, Location, body).
+    pub async fn open_qr(&self, order_no: &str, ua: &str) -> (u16, String, String) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(ua)
+            .build()
+            .unwrap();
+        let res = client
+            .get(format!("{}/home/order/qrpay?id={order_no}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, location, res.text().await.unwrap())
+    }
+
     pub fn order_by_no(&self, order_no: &str) -> jiesuan::models::Order {
         jiesuan::models::order::find_by_no(&mut self.conn(), order_no)
             .unwrap()
