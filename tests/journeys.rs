@@ -368,3 +368,69 @@ async fn someone_elses_order_detail_is_not_found() {
     assert_eq!(code, 404);
     assert_eq!(other.order_by_no(&no).status, 1);
 }
+
+// ---- 5. Cart and stock -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_line_beyond_the_stock_is_marked_left_out_of_the_total_and_stops_checkout() {
+    let app = TestApp::spawn().await;
+    {
+        use jiesuan::models::schema::products;
+        diesel::update(products::table.find(2))
+            .set(products::price.eq(123_456_789_i64))
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    app.set_stock(1, 3);
+    app.pc_register("short").await;
+    app.pc_address().await;
+    let csrf = app.pc_csrf("/home/goods/1").await;
+    let (_, body) = app.pc_get("/home/goods/1").await;
+    let doc = html(&body);
+    assert_eq!(select_attr(&doc, "#count", "max").unwrap(), "3");
+    assert_eq!(select_text(&doc, ".stock").unwrap(), "仅剩 3 件");
+    for (id, n) in [("1", "5"), ("2", "1")] {
+        app.pc_post(
+            "/home/cart/add",
+            &[("csrf", &csrf), ("product_id", id), ("count", n)],
+        )
+        .await;
+    }
+
+    let (_, body) = app.pc_get("/home/cart").await;
+    let doc = html(&body);
+    assert_eq!(count_matches(&doc, ".cart-line.unavailable"), 1);
+    assert_eq!(
+        select_text(&doc, ".cart-line.unavailable .line-warning").unwrap(),
+        "库存不足，仅剩 3 件"
+    );
+    assert_eq!(select_attr(&doc, "#count-1", "max").unwrap(), "3");
+    // Only the line that can be bought counts, in thousands.
+    assert_eq!(
+        select_text(&doc, ".total .amount").unwrap(),
+        "¥1,234,567.89"
+    );
+    assert_eq!(count_matches(&doc, "a#checkout-link"), 0);
+    assert!(select_text(&doc, "#cart-blocked").is_some());
+    let (_, body) = app.pc_get("/home/order/checkout").await;
+    let doc = html(&body);
+    assert_eq!(count_matches(&doc, "#place-order button[disabled]"), 1);
+
+    // Fixed: checkout opens again.
+    app.pc_post(
+        "/home/cart/update",
+        &[("csrf", &csrf), ("product_id", "1"), ("count", "3")],
+    )
+    .await;
+    let (_, body) = app.pc_get("/home/cart").await;
+    let doc = html(&body);
+    assert_eq!(count_matches(&doc, ".cart-line.unavailable"), 0);
+    assert_eq!(
+        select_attr(&doc, "a#checkout-link", "href").unwrap(),
+        "/home/order/checkout"
+    );
+    assert_eq!(
+        select_text(&doc, ".cart-line .line-note").unwrap(),
+        "仅剩 3 件"
+    );
+}

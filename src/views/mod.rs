@@ -49,6 +49,8 @@ pub struct ProductCard {
     pub main_img_url: String,
     pub summary: String,
     pub in_stock: bool,
+    /// The most one order can take: the stock, at most 999.
+    pub max_count: i32,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,6 +77,10 @@ pub struct LineView {
     pub line_total: String,
     /// False when the product ran short or left the shelf since it was put in the cart.
     pub available: bool,
+    /// The most the quantity control allows: the real stock (at most 999).
+    pub max_count: i32,
+    /// 仅剩 N 件, 已售罄, 已下架 …: what the shopper should know about the line.
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +88,8 @@ pub struct CartPage {
     pub layout: Layout,
     pub lines: Vec<LineView>,
     pub total: String,
+    /// Some line cannot be bought as it stands: checkout waits until it is fixed.
+    pub blocked: bool,
 }
 page!(CartPage, "cart.html");
 
@@ -101,6 +109,8 @@ pub struct CheckoutPage {
     pub lines: Vec<LineView>,
     pub total: String,
     pub address: Option<AddressView>,
+    /// Some line cannot be bought as it stands (see `CartPage::blocked`).
+    pub blocked: bool,
     /// Why the last attempt to place the order failed, if it did.
     pub error: Option<String>,
 }

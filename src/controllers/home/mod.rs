@@ -28,6 +28,7 @@ pub fn product_card(p: &Product) -> ProductCard {
         main_img_url: p.main_img_url.clone(),
         summary: p.summary.clone(),
         in_stock: p.stock > 0,
+        max_count: p.stock.clamp(1, 999),
     }
 }
 
@@ -56,6 +57,8 @@ pub fn snap_line(l: &OrderLine) -> LineView {
         count: l.count,
         line_total: Money::from_fen(l.total_price).to_string(),
         available: true,
+        max_count: l.count,
+        warning: None,
     }
 }
 

@@ -29,6 +29,7 @@ async fn checkout_page(
     let address = db(state, move |c| account::address(c, uid)).await?;
     let page = CheckoutPage {
         layout: layout(&shopper.session, cart),
+        blocked: lines.iter().any(|l| !l.available),
         lines,
         total: total.to_string(),
         address: address.map(|a| AddressView {
