@@ -434,3 +434,153 @@ async fn a_line_beyond_the_stock_is_marked_left_out_of_the_total_and_stops_check
         "仅剩 3 件"
     );
 }
+
+// ---- 6. Small things that lose shoppers ---------------------------------------------------
+
+#[tokio::test]
+async fn registering_from_checkout_returns_to_checkout() {
+    let app = TestApp::spawn().await;
+    let (code, _) = app.pc_get("/home/order/checkout").await;
+    assert_eq!(code, 303);
+    let next = "/home/order/checkout";
+    let (_, body) = app
+        .pc_get("/home/login?next=%2Fhome%2Forder%2Fcheckout")
+        .await;
+    let register = select_attr(&html(&body), "#register-link", "href").unwrap();
+    assert_eq!(register, "/home/register?next=%2Fhome%2Forder%2Fcheckout");
+    let (_, body) = app.pc_get(&register).await;
+    let doc = html(&body);
+    assert_eq!(
+        select_attr(&doc, "#register-form input[name=next]", "value").unwrap(),
+        next
+    );
+    let csrf = select_attr(&doc, "input[name=csrf]", "value").unwrap();
+    let (code, location, _) = app
+        .pc_post(
+            "/home/register",
+            &[
+                ("csrf", &csrf),
+                ("username", "from_checkout"),
+                ("password", "secret-123"),
+                ("password2", "secret-123"),
+                ("next", next),
+            ],
+        )
+        .await;
+    assert_eq!((code, location.as_str()), (303, next));
+}
+
+#[tokio::test]
+async fn the_header_shows_the_shopper_on_error_pages_too() {
+    let app = TestApp::spawn().await;
+    app.pc_register("still_me").await;
+    for path in [
+        "/no/such/page",
+        "/home/goods/9999",
+        "/home/order/detail?order_sn=NONE",
+    ] {
+        let (code, body) = app.pc_get(path).await;
+        assert_eq!(code, 404, "{path}");
+        let doc = html(&body);
+        assert_eq!(
+            select_text(&doc, ".nav-user").unwrap(),
+            "still_me",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn saving_the_address_confirms_and_returns_where_the_shopper_came_from() {
+    let app = TestApp::spawn().await;
+    app.pc_register("addr_nav").await;
+    let (_, body) = app.pc_get("/home/orders").await;
+    assert_eq!(
+        select_attr(&html(&body), "a.nav-address", "href").unwrap(),
+        "/home/address"
+    );
+    // Opened from 我的订单 through the nav: back there, with a confirmation.
+    let res = app
+        .browser
+        .get(format!("{}/home/address", app.url))
+        .header("referer", format!("{}/home/orders", app.url))
+        .send()
+        .await
+        .unwrap();
+    let doc = html(&res.text().await.unwrap());
+    let next = select_attr(&doc, "input[name=next]", "value").unwrap();
+    assert_eq!(next, "/home/orders");
+    let csrf = select_attr(&doc, "input[name=csrf]", "value").unwrap();
+    let (code, location) = app.pc_save_address(&csrf, &next).await;
+    assert_eq!(
+        (code, location.as_str()),
+        (303, "/home/orders?done=address")
+    );
+    let (_, body) = app.pc_get(&location).await;
+    assert_eq!(
+        select_text(&html(&body), ".flash").unwrap(),
+        "收货地址已保存"
+    );
+}
+
+#[tokio::test]
+async fn status_and_result_need_the_owner_and_the_qr_link_shows_only_the_cashier() {
+    let app = TestApp::spawn().await;
+    let no = scanned_order(&app, "owner").await;
+    let (_, body) = app.pc_get(&format!("/home/order/pay?order_sn={no}")).await;
+    assert!(select_text(&html(&body), "#deadline")
+        .unwrap()
+        .contains("北京时间"));
+
+    let stranger = reqwest::Client::new();
+    let res = stranger
+        .post(format!("{}/home/order/status?order_sn={no}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let other = TestApp {
+        browser: common::browser(),
+        ..app
+    };
+    other.pc_register("not_owner").await;
+    let (code, body) = other
+        .pc_get(&format!("/home/order/payresult?order_sn={no}"))
+        .await;
+    assert_eq!(code, 200);
+    let doc = html(&body);
+    assert_eq!(count_matches(&doc, "#result.result-fail"), 1);
+    assert_eq!(count_matches(&doc, "#order-no, #pay-name, .price"), 0);
+
+    // A phone opening the QR sees what a cashier shows: order, goods, amount; no address.
+    let (code, _, body) = other
+        .open_qr(&no, "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36")
+        .await;
+    assert_eq!(code, 200);
+    let doc = html(&body);
+    assert_eq!(select_text(&doc, "#order-no").unwrap(), no);
+    assert!(!body.contains("文三路") && !body.contains("13900139000"));
+}
+
+#[tokio::test]
+async fn products_are_found_by_name_and_two_fit_across_a_phone() {
+    let app = TestApp::spawn().await;
+    let (_, body) = app.pc_get("/?q=%E5%92%96%E5%95%A1").await;
+    let doc = html(&body);
+    let names: Vec<String> = doc
+        .select(&scraper::Selector::parse(".product-name").unwrap())
+        .map(|e| e.text().collect())
+        .collect();
+    assert!(!names.is_empty());
+    assert!(names.iter().all(|n| n.contains("咖啡")), "{names:?}");
+    assert_eq!(select_attr(&doc, "#q", "value").unwrap(), "咖啡");
+    // Wildcards are taken literally.
+    let (_, body) = app.pc_get("/?q=%25").await;
+    assert_eq!(count_matches(&html(&body), ".product-card"), 0);
+    let (_, body) = app.pc_get("/").await;
+    assert!(count_matches(&html(&body), ".product-card") > names.len());
+
+    let (_, css) = app.pc_get("/static/css/site.css").await;
+    let phone = css.split("@media (max-width: 480px)").nth(1).unwrap();
+    assert!(phone.contains(".products { grid-template-columns: repeat(2, minmax(0, 1fr))"));
+}

@@ -57,6 +57,8 @@ pub struct ProductCard {
 pub struct HomePage {
     pub layout: Layout,
     pub products: Vec<ProductCard>,
+    /// The search term (`/?q=`), empty for the whole catalogue.
+    pub query: String,
 }
 page!(HomePage, "index.html");
 
@@ -130,6 +132,8 @@ pub struct LoginPage {
     pub layout: Layout,
     pub form: Form,
     pub next: String,
+    /// 注册 keeps `next`: registering from checkout returns to checkout.
+    pub register_url: String,
 }
 page!(LoginPage, "login.html");
 
@@ -138,6 +142,8 @@ pub struct RegisterPage {
     pub layout: Layout,
     pub form: Form,
     pub next: String,
+    /// 登录 keeps `next`.
+    pub login_url: String,
 }
 page!(RegisterPage, "register.html");
 

@@ -474,22 +474,28 @@ impl TestApp {
 
     pub async fn pc_address(&self) {
         let token = self.pc_csrf("/home/address").await;
-        let (status, _, _) = self
+        let (status, _) = self.pc_save_address(&token, "/home/order/checkout").await;
+        assert_eq!(status, 303);
+    }
+
+    /// Saves the sample address with this CSRF token and `next`: (status, Location).
+    pub async fn pc_save_address(&self, csrf: &str, next: &str) -> (u16, String) {
+        let (status, location, _) = self
             .pc_post(
                 "/home/address",
                 &[
-                    ("csrf", &token),
+                    ("csrf", csrf),
                     ("name", "李四"),
                     ("mobile", "13900139000"),
                     ("province", "浙江省"),
                     ("city", "杭州市"),
                     ("district", "西湖区"),
                     ("detail", "文三路 100 号"),
-                    ("next", "/home/order/checkout"),
+                    ("next", next),
                 ],
             )
             .await;
-        assert_eq!(status, 303);
+        (status, location)
     }
 
     /// Puts `count` of a product in the cart and places the order; returns its order number.

@@ -169,15 +169,30 @@ pub struct OrderSn {
     order_sn: String,
 }
 
+/// The order `order_no` if `uid` owns it.
+fn owners_order(
+    c: &mut crate::db::Conn,
+    uid: Option<i32>,
+    order_no: &str,
+) -> Result<Option<Order>, crate::services::ServiceError> {
+    Ok(order_rows::find_by_no(c, order_no)?.filter(|o| Some(o.user_id) == uid))
+}
+
 /// How long an attempt waits for its notification before the polling pay page has the shop
 /// ask the platform (then every `pay::ask_interval`).
 const POLL_ASKS_AFTER_SECONDS: i64 = 5;
 
-/// `GET|POST /home/order/status?order_sn=`: the seed's polling answer. An attempt pending
-/// for a while is asked about at its platform, an expired order closed.
-pub async fn status(state: web::Data<AppState>, q: web::Query<OrderSn>) -> HttpResponse {
+/// `GET|POST /home/order/status?order_sn=`: the seed's polling answer, for the order's owner
+/// (anyone else is told there is no such order). An attempt pending for a while is asked
+/// about at its platform, an expired order closed.
+pub async fn status(
+    state: web::Data<AppState>,
+    session: Session,
+    q: web::Query<OrderSn>,
+) -> HttpResponse {
     let no = q.order_sn.clone();
-    let found = match db(&state, move |c| Ok(order_rows::find_by_no(c, &no)?)).await {
+    let uid = session.data.uid;
+    let found = match db(&state, move |c| owners_order(c, uid, &no)).await {
         Ok(Some(o)) => {
             let after = chrono::Duration::seconds(POLL_ASKS_AFTER_SECONDS);
             current(&state, o, Some(after)).await.map(Some)
@@ -208,15 +223,18 @@ fn result_state(status: Option<OrderStatus>) -> &'static str {
 }
 
 /// `GET /home/order/payresult?order_sn=`: 我已完成支付 lands here, so an unpaid order is
-/// asked about at its platform first (rate-limited per attempt).
+/// asked about at its platform first (rate-limited per attempt). Only for the order's
+/// owner: anyone else reads 订单编号错误.
 pub async fn payresult(
     state: web::Data<AppState>,
-    session: Session,
+    shopper: Shopper,
     cart: Cart,
     q: web::Query<OrderSn>,
 ) -> Result<HttpResponse, PageError> {
     let no = q.order_sn.clone();
-    let found = db(&state, move |c| Ok(order_rows::find_by_no(c, &no)?)).await?;
+    let uid = Some(shopper.id);
+    let found = db(&state, move |c| owners_order(c, uid, &no)).await?;
+    let (session, cart) = (shopper.session, cart);
     let Some(o) = found else {
         return render(
             &state,
