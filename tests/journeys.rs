@@ -203,6 +203,34 @@ async fn an_expired_order_reads_closed_everywhere_and_can_be_ordered_again() {
     assert_eq!(app.order_by_no(again).snap_items, order.snap_items);
 }
 
+#[tokio::test]
+async fn pages_shown_again_and_again_settle_an_expired_order_once_per_interval() {
+    use jiesuan::models::schema::pay_attempt;
+    let app = TestApp::spawn().await;
+    let no = scanned_order(&app, "expired_often").await;
+    let id = app.order_by_no(&no).id;
+    expire(&app, id);
+    // A page asked the platform a moment ago (and, say, got no answer): not again yet.
+    let just_now = jiesuan::models::now();
+    diesel::update(pay_attempt::table.filter(pay_attempt::order_id.eq(id)))
+        .set(pay_attempt::asked_at.eq(Some(just_now)))
+        .execute(&mut app.conn())
+        .unwrap();
+    for _ in 0..3 {
+        poll(&app, &no).await;
+    }
+    assert_eq!(queries(&app, id), 0);
+    assert_eq!(order_status(&app, id), 1);
+    // Once the interval has passed, the next page settles and closes it.
+    let earlier = just_now - chrono::Duration::seconds(10);
+    diesel::update(pay_attempt::table.filter(pay_attempt::order_id.eq(id)))
+        .set(pay_attempt::asked_at.eq(Some(earlier)))
+        .execute(&mut app.conn())
+        .unwrap();
+    assert_eq!(poll(&app, &no).await, 5);
+    assert_eq!(queries(&app, id), 1);
+}
+
 // ---- 3. Paid orders read as paid ---------------------------------------------------------
 
 #[tokio::test]

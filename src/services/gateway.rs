@@ -492,11 +492,21 @@ impl Gateway {
 
     /// An unpaid order past its expiry is settled and closed now rather than at the next
     /// timeout sweep, so the shopper reads 已关闭 at once. True when it was closed or paid by
-    /// this call; a platform that does not answer leaves it to the sweep (logged).
+    /// this call; a platform that does not answer leaves it to the sweep (logged), and is
+    /// asked again by a page no more often than `pay::ask_interval` allows.
     pub async fn close_if_expired(&self, o: &Order) -> bool {
         let unpaid = o.status == crate::domain::OrderStatus::Unpaid.code();
         if !unpaid || o.expires_at > crate::models::now() {
             return false;
+        }
+        let id = o.id;
+        match run(&self.db, move |c| pay::may_settle(c, id)).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                log::warn!("closing expired order {} failed: {e}", o.order_no);
+                return false;
+            }
         }
         match self
             .settle_and_close(o.id, "system", "超时未支付，自动关闭")

@@ -731,6 +731,16 @@ pub fn claim_asks(
     Ok(claimed)
 }
 
+/// Whether a shopper's page may settle the order's attempts at their platforms now: none is
+/// open there, or one was claimed just now (see `claim_asks`), so pages shown again and
+/// again while a platform does not answer ask it once per interval.
+pub fn may_settle(conn: &mut Conn, order_id: i32) -> Result<bool, ServiceError> {
+    let open = pending_attempts(conn, order_id)?
+        .iter()
+        .any(|a| a.provider_ref.is_some());
+    Ok(!open || !claim_asks(conn, order_id, chrono::Duration::zero())?.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
