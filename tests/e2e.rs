@@ -95,7 +95,7 @@ async fn a_real_browser_reaches_the_success_page_by_itself() {
         .pay_logs(lost.id)
         .iter()
         .any(|l| l.0 == "query" && l.2 == "paid"));
-    for name in ["pay-waiting", "pay-paid", "pay-expired", "order-detail"] {
+    for name in ["home", "pay-waiting", "pay-paid", "pay-expired", "order-detail"] {
         for width in [1366, 390] {
             let file = format!("{SCREENSHOTS}/{name}-{width}.png");
             assert!(std::path::Path::new(&file).exists(), "{file}");
@@ -118,7 +118,14 @@ async fn an_admin_in_a_real_browser_filters_orders_and_opens_one() {
     let out = tokio::task::spawn_blocking(move || {
         run(
             "node",
-            &["admin_flow.mjs", &url, "chief", "chief-pass-1", &paid_no],
+            &[
+                "admin_flow.mjs",
+                &url,
+                "chief",
+                "chief-pass-1",
+                &paid_no,
+                SCREENSHOTS,
+            ],
         )
     })
     .await
@@ -126,4 +133,8 @@ async fn an_admin_in_a_real_browser_filters_orders_and_opens_one() {
     let v: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
     assert_eq!(v["rows"], 1);
     assert!(v["timeline"].as_i64().unwrap() >= 3, "{v}");
+    for width in [1366, 390] {
+        let file = format!("{SCREENSHOTS}/admin-order-{width}.png");
+        assert!(std::path::Path::new(&file).exists(), "{file}");
+    }
 }

@@ -7,22 +7,13 @@
 // 1366 and 390 px go to SCREENSHOT_DIR.
 // Usage: node pay_flow.mjs http://127.0.0.1:PORT SCREENSHOT_DIR
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { snap as shoot } from './shots.mjs';
 
 const base = process.argv[2];
 const shots = process.argv[3];
 if (!base || !shots) throw new Error('usage: node pay_flow.mjs BASE_URL SCREENSHOT_DIR');
-mkdirSync(shots, { recursive: true });
 const WECHAT_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47';
-const WIDTHS = [[1366, 900], [390, 844]];
-
-async function snap(page, name) {
-  for (const [width, height] of WIDTHS) {
-    await page.setViewportSize({ width, height });
-    await page.screenshot({ path: `${shots}/${name}-${width}.png`, fullPage: true });
-  }
-  await page.setViewportSize({ width: 1366, height: 900 });
-}
+const snap = (page, name) => shoot(page, shots, name);
 
 function check(ok, what) {
   if (!ok) throw new Error(what);
@@ -71,6 +62,10 @@ try {
     await phone.waitForSelector('#done');
     await ctx.close();
   }
+
+  // The shop: two products across on a phone.
+  await pc.goto(`${base}/`);
+  await snap(pc, 'home');
 
   // 1. Paid, told by the notification.
   const orderNo = await placeOrder(pc, 2);
