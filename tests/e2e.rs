@@ -72,17 +72,41 @@ async fn the_pingpp_python_sdk_creates_and_retrieves_a_charge_on_the_sandbox() {
     assert_eq!(v["created"], v["retrieved"]);
 }
 
+/// Where the browser tests leave their screenshots for people to look at.
+const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_browser_reaches_the_success_page_by_itself() {
     let app = TestApp::spawn().await;
     let url = app.url.clone();
-    let out = tokio::task::spawn_blocking(move || run("node", &["pay_flow.mjs", &url]))
-        .await
-        .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || run("node", &["pay_flow.mjs", &url, SCREENSHOTS]))
+            .await
+            .unwrap();
     let v: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
     let order = app.order_by_no(v["orderNo"].as_str().unwrap());
     assert_eq!(order.status, 2);
     assert_eq!(order.pay_channel.as_deref(), Some("wx_pub_qr"));
+    // The lost notification: paid through the shop's query, within 10 s of paying.
+    let lost = app.order_by_no(v["lostNo"].as_str().unwrap());
+    assert_eq!(lost.status, 2);
+    assert!(v["lostMs"].as_i64().unwrap() < 10_000, "{v}");
+    assert!(app
+        .pay_logs(lost.id)
+        .iter()
+        .any(|l| l.0 == "query" && l.2 == "paid"));
+    for name in [
+        "home",
+        "pay-waiting",
+        "pay-paid",
+        "pay-expired",
+        "order-detail",
+    ] {
+        for width in [1366, 390] {
+            let file = format!("{SCREENSHOTS}/{name}-{width}.png");
+            assert!(std::path::Path::new(&file).exists(), "{file}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +124,14 @@ async fn an_admin_in_a_real_browser_filters_orders_and_opens_one() {
     let out = tokio::task::spawn_blocking(move || {
         run(
             "node",
-            &["admin_flow.mjs", &url, "chief", "chief-pass-1", &paid_no],
+            &[
+                "admin_flow.mjs",
+                &url,
+                "chief",
+                "chief-pass-1",
+                &paid_no,
+                SCREENSHOTS,
+            ],
         )
     })
     .await
@@ -108,4 +139,8 @@ async fn an_admin_in_a_real_browser_filters_orders_and_opens_one() {
     let v: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
     assert_eq!(v["rows"], 1);
     assert!(v["timeline"].as_i64().unwrap() >= 3, "{v}");
+    for width in [1366, 390] {
+        let file = format!("{SCREENSHOTS}/admin-order-{width}.png");
+        assert!(std::path::Path::new(&file).exists(), "{file}");
+    }
 }

@@ -34,7 +34,8 @@ async fn native(app: &TestApp, token: &str, id: i32) -> Value {
 
 /// Opens the QR's URL as WeChat would; the status and redirect target.
 async fn scan(app: &TestApp, order_no: &str) -> (u16, String) {
-    app.scan(order_no, common::WECHAT_UA).await
+    let (status, to, _) = app.open_qr(order_no, common::WECHAT_UA).await;
+    (status, to)
 }
 
 async fn control(app: &TestApp, path: &str, body: Value) {

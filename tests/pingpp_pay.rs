@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 /// Opens the QR's URL with a scanner's User-Agent; returns the redirect target.
 async fn scan(app: &TestApp, order_no: &str, ua: &str) -> String {
-    let (status, location) = app.scan(order_no, ua).await;
+    let (status, to, _) = app.open_qr(order_no, ua).await;
     assert_eq!(status, 302, "{order_no}");
-    location
+    to
 }
 
 fn platform_key() -> rsa::RsaPrivateKey {

@@ -7,6 +7,7 @@
 //!   templates at hand; a missing login becomes a redirect to the login page.
 //! - 5xx bodies are opaque; the cause chain goes to the log.
 
+use super::session::{Cart, Session};
 use crate::payment::wechat::login::LoginError;
 use crate::services::ServiceError;
 use crate::startup::AppState;
@@ -15,7 +16,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, HttpResponse, ResponseError};
 use std::fmt;
 
 /// What the JSON API says about an error, before the request URL is known.
@@ -268,9 +269,17 @@ pub async fn page_errors(
         return Ok(res.map_into_boxed_body());
     };
     let state = res.request().app_data::<web::Data<AppState>>().cloned();
+    // The header still shows who is logged in and the cart (no new session is written).
+    let layout = match Session::extract(res.request()).await {
+        Ok(session) => {
+            let cart = Cart::extract(res.request()).await.unwrap_or_default();
+            super::layout(&session, &cart)
+        }
+        Err(_) => Layout::default(),
+    };
     let html = state.and_then(|s| {
         let page = ErrorPage {
-            layout: Layout::default(),
+            layout,
             status: b.status.as_u16(),
             title: b.title.to_string(),
             message: b.message.clone(),

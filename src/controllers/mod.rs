@@ -58,7 +58,7 @@ pub fn layout(session: &Session, cart: &Cart) -> Layout {
         user: session.data.name.clone(),
         cart_count: cart.count(),
         csrf: session.data.csrf.clone(),
-        flash: None,
+        flash: session.flash(),
     }
 }
 
@@ -107,6 +107,12 @@ pub fn shopper_ipv4(
         IpAddr::V4(v4) => Some(v4),
         IpAddr::V6(_) => None,
     }
+}
+
+/// `to` with `done=<what>` added to its query: the page there confirms what was done.
+pub fn with_done(to: &str, what: &str) -> String {
+    let sep = if to.contains('?') { '&' } else { '?' };
+    format!("{to}{sep}done={what}")
 }
 
 /// 303 See Other: the answer to a successful form POST.

@@ -94,6 +94,19 @@ impl Session {
         }
     }
 
+    /// The one-line notice the redirect to this page asked for (`?done=…`).
+    pub fn flash(&self) -> Option<String> {
+        let done = self
+            .req
+            .query_string()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("done="))?;
+        match done {
+            "address" => Some("收货地址已保存".into()),
+            _ => None,
+        }
+    }
+
     /// Refuses a POST whose `csrf` field does not match the session's token.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), PageError> {
         use subtle_eq::eq;

@@ -88,9 +88,22 @@ impl Money {
 }
 
 impl fmt::Display for Money {
-    /// `¥12.30`
+    /// `¥12.30`, `¥1,234,567.00`: thousands separated for people (the wire uses `yuan`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "¥{}", self.yuan())
+        let yuan = self.yuan();
+        let (sign, digits) = match yuan.strip_prefix('-') {
+            Some(d) => ("-", d),
+            None => ("", yuan.as_str()),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, "00"));
+        let mut grouped = String::with_capacity(int.len() + int.len() / 3);
+        for (i, ch) in int.chars().enumerate() {
+            if i > 0 && (int.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(ch);
+        }
+        write!(f, "¥{sign}{grouped}.{frac}")
     }
 }
 
@@ -102,6 +115,10 @@ mod tests {
     fn displays_as_yuan_with_two_decimals() {
         assert_eq!(Money::from_fen(1230).to_string(), "¥12.30");
         assert_eq!(Money::from_fen(5).to_string(), "¥0.05");
+        assert_eq!(Money::from_fen(99_999).to_string(), "¥999.99");
+        assert_eq!(Money::from_fen(100_000).to_string(), "¥1,000.00");
+        assert_eq!(Money::from_fen(123_456_789).to_string(), "¥1,234,567.89");
+        assert_eq!(Money::from_fen(-123_456_789).to_string(), "¥-1,234,567.89");
         assert_eq!(Money::from_fen(-5).yuan(), "-0.05");
         assert_eq!(Money::ZERO.yuan(), "0.00");
     }

@@ -24,6 +24,8 @@ pub struct PayAttempt {
     pub query_count: i32,
     pub next_query_at: Option<chrono::NaiveDateTime>,
     pub not_found_count: i32,
+    /// When a shopper's poll last made the shop ask the platform (see `claim_ask`).
+    pub asked_at: Option<chrono::NaiveDateTime>,
 }
 
 #[derive(Debug, Insertable)]
@@ -113,6 +115,31 @@ pub fn not_found(conn: &mut Conn, id: i32, next: chrono::NaiveDateTime) -> Query
         .find(id)
         .select(pay_attempt::not_found_count)
         .first(conn)
+}
+
+/// Claims the right to ask the platform about an attempt in `status` now: true for exactly
+/// one caller when it was never asked for a shopper or last asked at or before `since`
+/// (compare-and-set on `asked_at`, so concurrent polls from any instance ask once).
+pub fn claim_ask(
+    conn: &mut Conn,
+    id: i32,
+    status: i32,
+    since: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<bool> {
+    let rows = diesel::update(
+        pay_attempt::table
+            .filter(pay_attempt::id.eq(id))
+            .filter(pay_attempt::status.eq(status))
+            .filter(
+                pay_attempt::asked_at
+                    .is_null()
+                    .or(pay_attempt::asked_at.le(since)),
+            ),
+    )
+    .set(pay_attempt::asked_at.eq(now))
+    .execute(conn)?;
+    Ok(rows == 1)
 }
 
 /// Compare-and-set of an attempt's status; true when this call moved it.

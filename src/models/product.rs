@@ -64,6 +64,20 @@ pub fn on_sale(conn: &mut Conn) -> QueryResult<Vec<Product>> {
         .load(conn)
 }
 
+/// Products on sale whose name contains `term` (taken literally: `%` and `_` are escaped).
+pub fn search(conn: &mut Conn, term: &str) -> QueryResult<Vec<Product>> {
+    let escaped = term
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    products::table
+        .filter(products::on_sale.eq(true))
+        .filter(products::name.like(format!("%{escaped}%")).escape('\\'))
+        .order(products::id.asc())
+        .select(Product::as_select())
+        .load(conn)
+}
+
 /// The newest products on sale, newest first.
 pub fn recent(conn: &mut Conn, limit: i64) -> QueryResult<Vec<Product>> {
     products::table

@@ -122,6 +122,7 @@ diesel::table! {
         query_count -> Integer,
         next_query_at -> Nullable<Timestamp>,
         not_found_count -> Integer,
+        asked_at -> Nullable<Timestamp>,
     }
 }
 

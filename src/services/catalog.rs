@@ -8,6 +8,18 @@ pub fn on_sale(conn: &mut Conn) -> Result<Vec<Product>, ServiceError> {
     Ok(product::on_sale(conn)?)
 }
 
+/// Longest search term taken (in characters); the rest is ignored.
+pub const SEARCH_MAX_CHARS: usize = 50;
+
+/// Products on sale whose name contains `term`; all of them for an empty term.
+pub fn search(conn: &mut Conn, term: &str) -> Result<Vec<Product>, ServiceError> {
+    let term: String = term.trim().chars().take(SEARCH_MAX_CHARS).collect();
+    if term.is_empty() {
+        return on_sale(conn);
+    }
+    Ok(product::search(conn, &term)?)
+}
+
 /// A product that is on sale, or `ProductNotFound`.
 pub fn product(conn: &mut Conn, id: i32) -> Result<Product, ServiceError> {
     match product::find(conn, id)? {

@@ -466,6 +466,60 @@ impl Gateway {
         Ok(out)
     }
 
+    /// A shopper is waiting (the pay page polls, or 我已完成支付): asks the platform about
+    /// the order's attempts that are due (see `pay::claim_asks`), so a lost notification
+    /// does not leave the shopper waiting for the sweep. Failures are logged, not returned:
+    /// the caller answers from the database either way. True when a payment was applied.
+    pub async fn ask_for_shopper(&self, order_id: i32, min_age: chrono::Duration) -> bool {
+        let claimed = run(&self.db, move |c| pay::claim_asks(c, order_id, min_age)).await;
+        let claimed = match claimed {
+            Ok(a) => a,
+            Err(e) => {
+                log::warn!("claiming a shopper's query of order {order_id} failed: {e}");
+                return false;
+            }
+        };
+        let mut paid = false;
+        for a in &claimed {
+            match self.query_attempt(a).await {
+                Ok(Some(_)) => paid = true,
+                Ok(None) => {}
+                Err(e) => log::warn!("shopper's query of {} failed: {e}", a.out_trade_no),
+            }
+        }
+        paid
+    }
+
+    /// An unpaid order past its expiry is settled and closed now rather than at the next
+    /// timeout sweep, so the shopper reads 已关闭 at once. True when it was closed or paid by
+    /// this call; a platform that does not answer leaves it to the sweep (logged), and is
+    /// asked again by a page no more often than `pay::ask_interval` allows.
+    pub async fn close_if_expired(&self, o: &Order) -> bool {
+        let unpaid = o.status == crate::domain::OrderStatus::Unpaid.code();
+        if !unpaid || o.expires_at > crate::models::now() {
+            return false;
+        }
+        let id = o.id;
+        match run(&self.db, move |c| pay::may_settle(c, id)).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                log::warn!("closing expired order {} failed: {e}", o.order_no);
+                return false;
+            }
+        }
+        match self
+            .settle_and_close(o.id, "system", "超时未支付，自动关闭")
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                log::warn!("closing expired order {} failed: {e}", o.order_no);
+                false
+            }
+        }
+    }
+
     /// The reconciliation sweep: pending attempts older than `age` are asked about.
     pub async fn sweep(&self, age: chrono::Duration) -> Result<usize, ServiceError> {
         let stale = run(&self.db, move |c| pay::stale_pending(c, age, 100)).await?;

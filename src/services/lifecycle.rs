@@ -73,6 +73,19 @@ fn close_once(
     })
 }
 
+/// What has been refunded on an order so far (succeeded refunds).
+pub fn refunded_total(conn: &mut Conn, order_id: i32) -> Result<Money, ServiceError> {
+    let done = RefundStatus::Succeeded.code();
+    let mut total = Money::ZERO;
+    for r in refunds::of_order(conn, order_id)?
+        .iter()
+        .filter(|r| r.status == done)
+    {
+        total = total.checked_add(Money::from_fen(r.amount))?;
+    }
+    Ok(total)
+}
+
 /// Paid -> Delivered.
 pub fn deliver(conn: &mut Conn, order_id: i32, actor: &str) -> Result<(), ServiceError> {
     db::write_tx(conn, |c| {

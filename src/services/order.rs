@@ -268,3 +268,22 @@ pub fn snap_items(o: &Order) -> Vec<OrderLine> {
 pub fn snap_address(o: &Order) -> Option<SnapAddress> {
     serde_json::from_str(&o.snap_address).ok()
 }
+
+/// One of the shopper's orders with its payments, refunds and status history.
+pub struct OrderDetail {
+    pub order: Order,
+    pub attempts: Vec<crate::models::pay::PayAttempt>,
+    pub refunds: Vec<crate::models::refund::Refund>,
+    pub events: Vec<crate::models::event::OrderEvent>,
+}
+
+/// The order `order_no` of `user_id` with everything the shopper may see about it.
+pub fn detail(conn: &mut Conn, user_id: i32, order_no: &str) -> Result<OrderDetail, ServiceError> {
+    let order = owned_by_no(conn, user_id, order_no)?;
+    Ok(OrderDetail {
+        attempts: crate::models::pay::attempts_of(conn, order.id)?,
+        refunds: crate::models::refund::of_order(conn, order.id)?,
+        events: crate::models::event::of_order(conn, order.id)?,
+        order,
+    })
+}

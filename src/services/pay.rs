@@ -712,6 +712,46 @@ pub fn queried_unpaid(conn: &mut Conn, attempt: &PayAttempt) -> Result<(), Servi
     Ok(())
 }
 
+/// Shortest wait between two shopper-triggered queries of one attempt: a tenth of its age,
+/// between 3 s and a minute, so a pay page left open for the whole window asks a few dozen
+/// times, not once a second.
+pub fn ask_interval(age: chrono::Duration) -> chrono::Duration {
+    (age / 10).clamp(chrono::Duration::seconds(3), chrono::Duration::seconds(60))
+}
+
+/// The order's pending attempts that a waiting shopper may have the shop ask the platform
+/// about now: created at the platform, at least `min_age` old, and not asked within their
+/// `ask_interval`. Each is claimed by compare-and-set, so concurrent polls ask once.
+pub fn claim_asks(
+    conn: &mut Conn,
+    order_id: i32,
+    min_age: chrono::Duration,
+) -> Result<Vec<PayAttempt>, ServiceError> {
+    let t = now();
+    let mut claimed = Vec::new();
+    for a in pending_attempts(conn, order_id)? {
+        let age = t - a.created_at;
+        if a.provider_ref.is_none() || age < min_age {
+            continue;
+        }
+        let since = t - ask_interval(age);
+        if pay::claim_ask(conn, a.id, AttemptStatus::Pending.code(), since, t)? {
+            claimed.push(a);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Whether a shopper's page may settle the order's attempts at their platforms now: none is
+/// open there, or one was claimed just now (see `claim_asks`), so pages shown again and
+/// again while a platform does not answer ask it once per interval.
+pub fn may_settle(conn: &mut Conn, order_id: i32) -> Result<bool, ServiceError> {
+    let open = pending_attempts(conn, order_id)?
+        .iter()
+        .any(|a| a.provider_ref.is_some());
+    Ok(!open || !claim_asks(conn, order_id, chrono::Duration::zero())?.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -720,5 +760,14 @@ mod tests {
             .map(|n| super::backoff_after(n).num_seconds())
             .collect();
         assert_eq!(waits, vec![30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+    }
+
+    #[test]
+    fn shoppers_ask_every_few_seconds_then_every_minute() {
+        let waits: Vec<i64> = [0, 10, 60, 300, 900, 3600]
+            .iter()
+            .map(|s| super::ask_interval(chrono::Duration::seconds(*s)).num_seconds())
+            .collect();
+        assert_eq!(waits, vec![3, 3, 6, 30, 60, 60]);
     }
 }

@@ -49,12 +49,16 @@ pub struct ProductCard {
     pub main_img_url: String,
     pub summary: String,
     pub in_stock: bool,
+    /// The most one order can take: the stock, at most 999.
+    pub max_count: i32,
 }
 
 #[derive(Debug, Serialize)]
 pub struct HomePage {
     pub layout: Layout,
     pub products: Vec<ProductCard>,
+    /// The search term (`/?q=`), empty for the whole catalogue.
+    pub query: String,
 }
 page!(HomePage, "index.html");
 
@@ -75,6 +79,10 @@ pub struct LineView {
     pub line_total: String,
     /// False when the product ran short or left the shelf since it was put in the cart.
     pub available: bool,
+    /// The most the quantity control allows: the real stock (at most 999).
+    pub max_count: i32,
+    /// 仅剩 N 件, 已售罄, 已下架 …: what the shopper should know about the line.
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +90,8 @@ pub struct CartPage {
     pub layout: Layout,
     pub lines: Vec<LineView>,
     pub total: String,
+    /// Some line cannot be bought as it stands: checkout waits until it is fixed.
+    pub blocked: bool,
 }
 page!(CartPage, "cart.html");
 
@@ -101,6 +111,8 @@ pub struct CheckoutPage {
     pub lines: Vec<LineView>,
     pub total: String,
     pub address: Option<AddressView>,
+    /// Some line cannot be bought as it stands (see `CartPage::blocked`).
+    pub blocked: bool,
     /// Why the last attempt to place the order failed, if it did.
     pub error: Option<String>,
 }
@@ -120,6 +132,8 @@ pub struct LoginPage {
     pub layout: Layout,
     pub form: Form,
     pub next: String,
+    /// 注册 keeps `next`: registering from checkout returns to checkout.
+    pub register_url: String,
 }
 page!(LoginPage, "login.html");
 
@@ -128,6 +142,8 @@ pub struct RegisterPage {
     pub layout: Layout,
     pub form: Form,
     pub next: String,
+    /// 登录 keeps `next`.
+    pub login_url: String,
 }
 page!(RegisterPage, "register.html");
 
@@ -182,6 +198,8 @@ pub struct PayPage {
     pub polling: Polling,
     /// Sandbox mode: explain how to play the phone.
     pub sandbox: bool,
+    /// The order's detail page (取消订单 is there).
+    pub detail_url: String,
 }
 page!(PayPage, "pay.html");
 
@@ -208,17 +226,23 @@ pub struct PayResultPage {
     pub layout: Layout,
     /// False: no such order (订单编号错误).
     pub found: bool,
-    pub paid: bool,
+    /// What the shopper reads: `paid`, `refunded` (in part or whole), `closed` or `unpaid`.
+    pub state: &'static str,
     pub order_no: String,
     pub pay_name: String,
     pub amount: String,
+    /// Refunded so far (the `refunded` state).
+    pub refunded: String,
     pub status_label: String,
     /// Unpaid: back to the pay page.
     pub pay_url: String,
+    /// The order's detail page (`/home/order/detail?order_sn=…`).
+    pub detail_url: String,
 }
 page!(PayResultPage, "payresult.html");
 
-/// The QR's URL opened in a plain browser: scan with WeChat or Alipay instead.
+/// The QR's URL opened in a plain browser: scan with WeChat or Alipay instead. An order that
+/// can no longer be paid says why instead (`ended`), with neither QR nor amount.
 #[derive(Debug, Serialize)]
 pub struct ScanPromptPage {
     pub layout: Layout,
@@ -228,8 +252,51 @@ pub struct ScanPromptPage {
     pub qr_svg: String,
     /// Pay with Alipay from this browser (the seed's default link).
     pub alipay_url: String,
+    /// 订单已关闭 / 订单已支付 …: the order is past paying.
+    pub ended: Option<String>,
 }
 page!(ScanPromptPage, "scan.html");
+
+/// A payment of an order as its owner sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentView {
+    pub pay_name: String,
+    pub amount: String,
+    pub transaction_no: String,
+    pub paid_at: String,
+}
+
+/// A refund as its owner sees it (`退款 ¥x 已到账`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundView {
+    pub amount: String,
+    pub status_label: String,
+    /// The money is back.
+    pub done: bool,
+    pub created_at: String,
+}
+
+/// One line of an order's status history, in the shopper's words.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub text: String,
+}
+
+/// `/home/order/detail?order_sn=`: 我的订单 → one order.
+#[derive(Debug, Serialize)]
+pub struct OrderDetailPage {
+    pub layout: Layout,
+    pub order: OrderRow,
+    pub lines: Vec<LineView>,
+    pub address: AddressView,
+    pub payments: Vec<PaymentView>,
+    pub refunds: Vec<RefundView>,
+    pub history: Vec<HistoryEntry>,
+    /// Unpaid and not expired: 去支付 and 取消订单.
+    pub pay_url: Option<String>,
+}
+page!(OrderDetailPage, "order_detail.html");
 
 /// The sandbox's simulated phone: the scanning app's confirmation screen.
 #[derive(Debug, Serialize)]

@@ -1,4 +1,5 @@
-/* 支付倒计时：读取 #countdown[data-expires]（unix 秒），显示剩余时间。 */
+/* 支付倒计时：读取 #countdown[data-expires]（unix 秒），显示剩余时间；到期时用
+ * #qr-expired（“二维码已失效”）盖住二维码，免得有人扫一个已经不能付款的码。 */
 (function () {
   "use strict";
   var el = document.getElementById("countdown");
@@ -14,6 +15,11 @@
     if (left <= 0) {
       el.textContent = "订单已超时";
       el.className = "expired";
+      var cover = document.getElementById("qr-expired");
+      if (cover) {
+        cover.hidden = false;
+        if (cover.parentNode) { cover.parentNode.className += " is-expired"; }
+      }
       if (timer !== null) { window.clearInterval(timer); timer = null; }
       return;
     }

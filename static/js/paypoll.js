@@ -34,7 +34,8 @@
     if (!resultUrl) { return; }
     stop();
     setText("支付状态已更新，正在跳转…", "done");
-    window.location.href = resultUrl;
+    // replace: the back button then skips this pay page (its QR is stale) for the shop.
+    window.location.replace(resultUrl);
   }
 
   // 订单已不是待支付：直接去结果页。

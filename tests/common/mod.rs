@@ -470,22 +470,28 @@ impl TestApp {
 
     pub async fn pc_address(&self) {
         let token = self.pc_csrf("/home/address").await;
-        let (status, _, _) = self
+        let (status, _) = self.pc_save_address(&token, "/home/order/checkout").await;
+        assert_eq!(status, 303);
+    }
+
+    /// Saves the sample address with this CSRF token and `next`: (status, Location).
+    pub async fn pc_save_address(&self, csrf: &str, next: &str) -> (u16, String) {
+        let (status, location, _) = self
             .pc_post(
                 "/home/address",
                 &[
-                    ("csrf", &token),
+                    ("csrf", csrf),
                     ("name", "李四"),
                     ("mobile", "13900139000"),
                     ("province", "浙江省"),
                     ("city", "杭州市"),
                     ("district", "西湖区"),
                     ("detail", "文三路 100 号"),
-                    ("next", "/home/order/checkout"),
+                    ("next", next),
                 ],
             )
             .await;
-        assert_eq!(status, 303);
+        (status, location)
     }
 
     /// Puts `count` of a product in the cart and places the order; returns its order number.
@@ -503,6 +509,24 @@ impl TestApp {
             .strip_prefix("/home/order/pay?order_sn=")
             .unwrap()
             .to_string()
+    }
+
+    /// Opens the QR's URL (`/home/order/qrpay?id=`) as the app with User-Agent `ua` would,
+    /// following no redirect: (status, Location, body).
+    pub async fn open_qr(&self, order_no: &str, ua: &str) -> (u16, String, String) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(ua)
+            .build()
+            .unwrap();
+        let res = client
+            .get(format!("{}/home/order/qrpay?id={order_no}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let location = location(&res);
+        (status, location, res.text().await.unwrap())
     }
 
     pub fn order_by_no(&self, order_no: &str) -> jiesuan::models::Order {
@@ -631,25 +655,6 @@ pub const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS
 /// A phone's Alipay, as its User-Agent says.
 pub const ALIPAY_UA: &str =
     "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Mobile Safari/537.36 AlipayClient/10.5.36";
-
-impl TestApp {
-    /// Opens the QR's URL with a scanner's User-Agent: (status, Location header).
-    pub async fn scan(&self, order_no: &str, ua: &str) -> (u16, String) {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(ua)
-            .build()
-            .unwrap();
-        let res = client
-            .get(format!("{}/home/order/qrpay?id={order_no}", self.url))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let location = location(&res);
-        (status, location)
-    }
-}
 
 /// An admin's refund request of `fen` under `out_refund_no`.
 pub fn refund_request(

@@ -1,8 +1,10 @@
-// The admin console in a real browser: log in, filter the orders by status, open one.
-// Usage: node admin_flow.mjs BASE_URL USERNAME PASSWORD EXPECTED_ORDER_NO
+// The admin console in a real browser: log in, filter the orders by status, open one (a
+// screenshot of it at 1366 and 390 px goes to SCREENSHOT_DIR when given).
+// Usage: node admin_flow.mjs BASE_URL USERNAME PASSWORD EXPECTED_ORDER_NO [SCREENSHOT_DIR]
 import { chromium } from 'playwright-core';
+import { snap } from './shots.mjs';
 
-const [base, user, password, expected] = process.argv.slice(2);
+const [base, user, password, expected, shots] = process.argv.slice(2);
 if (!expected) throw new Error('usage: node admin_flow.mjs BASE_URL USER PASSWORD ORDER_NO');
 
 const browser = await chromium.launch({
@@ -29,6 +31,7 @@ try {
   const heading = (await page.textContent('#order-no')).trim();
   if (!heading.includes(expected)) throw new Error(`opened ${heading}`);
   const entries = await page.locator('#timeline .timeline-entry').count();
+  if (shots) await snap(page, shots, 'admin-order');
   console.log(JSON.stringify({ rows, opened: expected, timeline: entries }));
 } finally {
   await browser.close();

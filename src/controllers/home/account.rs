@@ -2,13 +2,14 @@
 
 use crate::controllers::error::PageError;
 use crate::controllers::session::{Cart, Session, Shopper};
-use crate::controllers::{csrf_form, db, layout, render_status, see_other};
+use crate::controllers::{csrf_form, db, layout, render_status, see_other, with_done};
 use crate::services::{account, ServiceError};
 use crate::startup::AppState;
 use crate::validators::{safe_next, AccountForm, AddressForm};
 use crate::views::{AddressPage, Form, LoginPage, RegisterPage};
+use actix_web::http::header;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -16,6 +17,12 @@ use std::collections::BTreeMap;
 pub struct NextQuery {
     #[serde(default)]
     next: String,
+}
+
+/// `page?next=…`: the other account page, keeping where to go afterwards.
+fn keep_next(page: &str, next: &str) -> String {
+    let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+    format!("{page}?{q}")
 }
 
 fn login_page(
@@ -29,6 +36,7 @@ fn login_page(
     let page = LoginPage {
         layout: layout(session, cart),
         form,
+        register_url: keep_next("/home/register", &next),
         next,
     };
     render_status(state, &page, status)
@@ -97,10 +105,12 @@ pub async fn register_form(
     cart: Cart,
     q: web::Query<NextQuery>,
 ) -> Result<HttpResponse, PageError> {
+    let next = safe_next(&q.next, "/");
     let page = RegisterPage {
         layout: layout(&session, &cart),
         form: Form::default(),
-        next: safe_next(&q.next, "/"),
+        login_url: keep_next("/home/login", &next),
+        next,
     };
     render_status(&state, &page, StatusCode::OK)
 }
@@ -136,6 +146,7 @@ pub async fn register(
             values: form.values(),
             errors,
         },
+        login_url: keep_next("/home/login", &next),
         next,
     };
     render_status(&state, &page, StatusCode::UNPROCESSABLE_ENTITY)
@@ -147,10 +158,21 @@ pub async fn logout(session: Session, body: web::Bytes) -> Result<HttpResponse, 
     Ok(see_other("/"))
 }
 
+/// The page the shopper came from (the `Referer`'s path), unless it is the address page.
+fn came_from(req: &HttpRequest) -> Option<String> {
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    let after_scheme = referer.split_once("://").map_or(referer, |(_, rest)| rest);
+    let path = &after_scheme[after_scheme.find('/')?..];
+    (!path.starts_with("/home/address")).then(|| path.to_string())
+}
+
+/// `GET /home/address?next=`: after saving, back to `next`, else to the page the shopper
+/// came from, else to checkout.
 pub async fn address_form(
     state: web::Data<AppState>,
     shopper: Shopper,
     cart: Cart,
+    req: HttpRequest,
     q: web::Query<NextQuery>,
 ) -> Result<HttpResponse, PageError> {
     let uid = shopper.id;
@@ -174,7 +196,10 @@ pub async fn address_form(
             values,
             errors: BTreeMap::new(),
         },
-        next: safe_next(&q.next, "/home/order/checkout"),
+        next: match came_from(&req) {
+            Some(back) if q.next.is_empty() => safe_next(&back, "/home/order/checkout"),
+            _ => safe_next(&q.next, "/home/order/checkout"),
+        },
     };
     render_status(&state, &page, StatusCode::OK)
 }
@@ -199,7 +224,7 @@ pub async fn save_address(
         Ok(cmd) => {
             let uid = shopper.id;
             db(&state, move |c| account::save_address(c, uid, &cmd)).await?;
-            Ok(see_other(&next))
+            Ok(see_other(&with_done(&next, "address")))
         }
         Err(errors) => {
             let page = AddressPage {

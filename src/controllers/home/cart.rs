@@ -10,6 +10,9 @@ use crate::views::{CartPage, LineView};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
+/// Stock at or below which a line says 仅剩 N 件.
+const LOW_STOCK: i32 = 10;
+
 /// The cart's lines with current prices, and the total of the available ones.
 pub async fn priced_lines(
     state: &AppState,
@@ -25,6 +28,17 @@ pub async fn priced_lines(
         };
         let line_total = Money::from_fen(p.price).checked_mul(i64::from(*count))?;
         let available = p.on_sale && p.stock >= *count;
+        let warning = if !p.on_sale {
+            Some("已下架".to_string())
+        } else if p.stock <= 0 {
+            Some("已售罄".to_string())
+        } else if p.stock < *count {
+            Some(format!("库存不足，仅剩 {} 件", p.stock))
+        } else if p.stock <= LOW_STOCK {
+            Some(format!("仅剩 {} 件", p.stock))
+        } else {
+            None
+        };
         if available {
             total = total.checked_add(line_total)?;
         }
@@ -36,6 +50,8 @@ pub async fn priced_lines(
             count: *count,
             line_total: line_total.to_string(),
             available,
+            max_count: p.stock.clamp(0, 999),
+            warning,
         });
     }
     Ok((lines, total))
@@ -51,6 +67,7 @@ pub async fn view(
         &state,
         &CartPage {
             layout: layout(&session, &cart),
+            blocked: lines.iter().any(|l| !l.available),
             lines,
             total: total.to_string(),
         },

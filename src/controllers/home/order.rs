@@ -1,16 +1,17 @@
 //! Checkout, order placement, "我的订单" and the pay page.
 
 use super::cart::priced_lines;
-use super::{address_view, order_row, snap_line};
+use super::{address_view, current, history, order_row, payment_views, refund_views, snap_line};
 use crate::controllers::error::PageError;
 use crate::controllers::session::{Cart, Shopper};
 use crate::controllers::{csrf_form, db, layout, render, render_status, see_other};
-use crate::domain::ProductId;
+use crate::domain::{OrderStatus, ProductId};
+use crate::models::Order;
 use crate::services::order::{self as orders, Placement};
 use crate::services::{account, ServiceError};
 use crate::startup::AppState;
 use crate::validators::PlaceOrderCmd;
-use crate::views::{AddressView, CheckoutPage, OrdersPage, PayPage};
+use crate::views::{AddressView, CheckoutPage, OrderDetailPage, OrdersPage, PayPage};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -28,6 +29,7 @@ async fn checkout_page(
     let address = db(state, move |c| account::address(c, uid)).await?;
     let page = CheckoutPage {
         layout: layout(&shopper.session, cart),
+        blocked: lines.iter().any(|l| !l.available),
         lines,
         total: total.to_string(),
         address: address.map(|a| AddressView {
@@ -141,16 +143,26 @@ pub struct OrderSnQuery {
     order_sn: String,
 }
 
+/// The shopper's order `order_no` as it stands now (an expired one closed first).
+async fn owned_now(state: &AppState, uid: i32, order_no: &str) -> Result<Order, PageError> {
+    let no = order_no.to_string();
+    let order = db(state, move |c| orders::owned_by_no(c, uid, &no)).await?;
+    Ok(current(state, order, None).await?)
+}
+
 /// `GET /home/order/pay?order_sn=`: the order's summary and, as payment arrives, its status.
+/// An order past paying (paid, refunded, closed, expired) goes to its result page, so a
+/// reload or the back button never shows a stale QR.
 pub async fn pay(
     state: web::Data<AppState>,
     shopper: Shopper,
     cart: Cart,
     q: web::Query<OrderSnQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let uid = shopper.id;
-    let no = q.order_sn.clone();
-    let order = db(&state, move |c| orders::owned_by_no(c, uid, &no)).await?;
+    let order = owned_now(&state, shopper.id, &q.order_sn).await?;
+    if order.status != OrderStatus::Unpaid.code() {
+        return Ok(see_other(&super::pay::polling(&order.order_no).result_url));
+    }
     let address =
         orders::snap_address(&order).ok_or_else(|| PageError::internal("bad snap_address"))?;
     let qr_url = format!(
@@ -169,6 +181,88 @@ pub async fn pay(
         wechat_native_url: format!("/home/order/wxpay?order_sn={}", order.order_no),
         polling: super::pay::polling(&order.order_no),
         sandbox: state.sandbox.is_some(),
+        detail_url: format!("/home/order/detail?order_sn={}", order.order_no),
+    };
+    let mut res = render(&state, &page)?;
+    super::pay::no_store(&mut res);
+    Ok(res)
+}
+
+/// `GET /home/order/detail?order_sn=`: one of the shopper's orders, with its lines, address,
+/// payments, refunds and history, 去支付 / 取消订单 while unpaid and 再次购买.
+pub async fn detail(
+    state: web::Data<AppState>,
+    shopper: Shopper,
+    cart: Cart,
+    q: web::Query<OrderSnQuery>,
+) -> Result<HttpResponse, PageError> {
+    let uid = shopper.id;
+    owned_now(&state, uid, &q.order_sn).await?;
+    let no = q.order_sn.clone();
+    let d = db(&state, move |c| orders::detail(c, uid, &no)).await?;
+    let address =
+        orders::snap_address(&d.order).ok_or_else(|| PageError::internal("bad snap_address"))?;
+    let row = order_row(&d.order);
+    let page = OrderDetailPage {
+        layout: layout(&shopper.session, &cart),
+        pay_url: row
+            .payable
+            .then(|| format!("/home/order/pay?order_sn={}", d.order.order_no)),
+        order: row,
+        lines: orders::snap_items(&d.order).iter().map(snap_line).collect(),
+        address: address_view(address),
+        payments: payment_views(&d.attempts),
+        refunds: refund_views(&d.refunds),
+        history: history(&d.events),
     };
     render(&state, &page)
+}
+
+#[derive(Deserialize)]
+struct OrderForm {
+    #[serde(default)]
+    order_sn: String,
+}
+
+/// `POST /home/order/cancel`: 取消订单 of an unpaid order: its attempts are settled at their
+/// platforms (a payment found there pays it instead) and it closes, its stock released.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    shopper: Shopper,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let form: OrderForm = csrf_form(&shopper.session, &body)?;
+    let uid = shopper.id;
+    let no = form.order_sn.clone();
+    let order = db(&state, move |c| orders::owned_by_no(c, uid, &no)).await?;
+    if order.status == OrderStatus::Unpaid.code() {
+        state
+            .gateway()
+            .settle_and_close(order.id, &format!("user {uid}"), "用户取消订单")
+            .await?;
+    }
+    Ok(see_other(&format!(
+        "/home/order/detail?order_sn={}",
+        order.order_no
+    )))
+}
+
+/// `POST /home/order/again`: 重新下单 / 再次购买: the order's lines go into the cart and the
+/// shopper to checkout, where stock and prices are today's.
+pub async fn again(
+    state: web::Data<AppState>,
+    shopper: Shopper,
+    mut cart: Cart,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let form: OrderForm = csrf_form(&shopper.session, &body)?;
+    let uid = shopper.id;
+    let order = db(&state, move |c| orders::owned_by_no(c, uid, &form.order_sn)).await?;
+    for l in orders::snap_items(&order) {
+        cart.set(l.id, l.count);
+    }
+    let mut res = see_other("/home/order/checkout");
+    res.add_cookie(&cart.cookie())
+        .map_err(PageError::internal)?;
+    Ok(res)
 }

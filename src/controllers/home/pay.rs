@@ -1,12 +1,13 @@
 //! The PC pay flow of the ThinkPHP shop: the QR's URL (`qrpay`), the status poll, the result
 //! page, and the direct WeChat NATIVE QR.
 
-use super::order_row;
+use super::{current, order_row};
 use crate::controllers::error::PageError;
 use crate::controllers::session::{Cart, Session, Shopper};
 use crate::controllers::{db, layout, render};
 use crate::domain::{format_shanghai, Channel, Money, OrderStatus};
 use crate::models::order as order_rows;
+use crate::models::Order;
 use crate::payment::wechat::TradeType;
 use crate::services::pay::OrderRef;
 use crate::startup::AppState;
@@ -86,8 +87,20 @@ pub struct QrPayQuery {
     channel: Option<String>,
 }
 
+/// Why an order can no longer be paid, in the shopper's words; `None` while it can.
+fn ended(o: &Order) -> Option<String> {
+    match OrderStatus::from_code(o.status).ok()? {
+        OrderStatus::Unpaid => None,
+        OrderStatus::Closed => {
+            Some("订单已关闭，无法继续支付。如仍需要，请在商城重新下单。".into())
+        }
+        _ => Some("订单已支付，无需再次付款。".into()),
+    }
+}
+
 /// `GET /home/order/qrpay?id=ORDER_SN`: WeChat -> wx_pub_qr, Alipay -> alipay_qr, each a new
-/// Ping++ charge, redirected to its credential; a plain browser is asked to scan.
+/// Ping++ charge, redirected to its credential; a plain browser is asked to scan. An order
+/// past paying (closed, paid) says so instead.
 pub async fn qrpay(
     state: web::Data<AppState>,
     session: Session,
@@ -95,34 +108,47 @@ pub async fn qrpay(
     req: HttpRequest,
     q: web::Query<QrPayQuery>,
 ) -> Result<HttpResponse, PageError> {
+    let no = q.id.clone();
+    let o = db(&state, move |c| {
+        order_rows::find_by_no(c, &no)?.ok_or(crate::services::ServiceError::OrderNotFound)
+    })
+    .await?;
+    let o = current(&state, o, None).await?;
     let chosen = q
         .channel
         .as_deref()
         .and_then(Channel::parse)
         .filter(|c| *c == Channel::AlipayQr);
-    let Some(channel) = scanner(&req).or(chosen) else {
-        let no = q.id.clone();
-        let o = db(&state, move |c| {
-            order_rows::find_by_no(c, &no)?.ok_or(crate::services::ServiceError::OrderNotFound)
-        })
-        .await?;
-        let qr_url = format!("{}/home/order/qrpay?id={}", state.public_url, o.order_no);
-        return render(
-            &state,
-            &ScanPromptPage {
-                layout: layout(&session, &cart),
-                order_no: o.order_no.clone(),
-                snap_name: o.snap_name.clone(),
-                amount: Money::from_fen(o.total_price).to_string(),
-                qr_svg: qr_svg(&state, &qr_url)?,
-                alipay_url: format!("/home/order/qrpay?id={}&channel=alipay_qr", o.order_no),
-            },
-        );
+    let ended = ended(&o);
+    let channel = match scanner(&req).or(chosen) {
+        Some(channel) if ended.is_none() => channel,
+        _ => {
+            let qr_url = format!("{}/home/order/qrpay?id={}", state.public_url, o.order_no);
+            let (amount, qr_svg) = match ended {
+                Some(_) => (String::new(), String::new()),
+                None => (
+                    Money::from_fen(o.total_price).to_string(),
+                    qr_svg(&state, &qr_url)?,
+                ),
+            };
+            return render(
+                &state,
+                &ScanPromptPage {
+                    layout: layout(&session, &cart),
+                    order_no: o.order_no.clone(),
+                    snap_name: o.snap_name.clone(),
+                    amount,
+                    qr_svg,
+                    alipay_url: format!("/home/order/qrpay?id={}&channel=alipay_qr", o.order_no),
+                    ended,
+                },
+            );
+        }
     };
     let (_, reply) = state
         .gateway()
         .pingpp_charge(
-            OrderRef::ByNo(q.id.clone()),
+            OrderRef::ByNo(o.order_no.clone()),
             channel,
             crate::controllers::client_ip(&state, &req),
             None,
@@ -143,13 +169,39 @@ pub struct OrderSn {
     order_sn: String,
 }
 
-/// `GET|POST /home/order/status?order_sn=`: the seed's polling answer.
-pub async fn status(state: web::Data<AppState>, q: web::Query<OrderSn>) -> HttpResponse {
+/// The order `order_no` if `uid` owns it.
+fn owners_order(
+    c: &mut crate::db::Conn,
+    uid: Option<i32>,
+    order_no: &str,
+) -> Result<Option<Order>, crate::services::ServiceError> {
+    Ok(order_rows::find_by_no(c, order_no)?.filter(|o| Some(o.user_id) == uid))
+}
+
+/// How long an attempt waits for its notification before the polling pay page has the shop
+/// ask the platform (then every `pay::ask_interval`).
+const POLL_ASKS_AFTER_SECONDS: i64 = 5;
+
+/// `GET|POST /home/order/status?order_sn=`: the seed's polling answer, for the order's owner
+/// (anyone else is told there is no such order). An attempt pending for a while is asked
+/// about at its platform, an expired order closed.
+pub async fn status(
+    state: web::Data<AppState>,
+    session: Session,
+    q: web::Query<OrderSn>,
+) -> HttpResponse {
     let no = q.order_sn.clone();
-    match db(&state, move |c| Ok(order_rows::status_of_no(c, &no)?)).await {
-        Ok(Some(s)) => {
-            HttpResponse::Ok().json(serde_json::json!({"code": 200, "msg": "success", "data": s}))
+    let uid = session.data.uid;
+    let found = match db(&state, move |c| owners_order(c, uid, &no)).await {
+        Ok(Some(o)) => {
+            let after = chrono::Duration::seconds(POLL_ASKS_AFTER_SECONDS);
+            current(&state, o, Some(after)).await.map(Some)
         }
+        other => other,
+    };
+    match found {
+        Ok(Some(o)) => HttpResponse::Ok()
+            .json(serde_json::json!({"code": 200, "msg": "success", "data": o.status})),
         Ok(None) => HttpResponse::NotFound()
             .json(serde_json::json!({"code": 404, "msg": "订单编号错误", "data": null})),
         Err(e) => {
@@ -160,45 +212,83 @@ pub async fn status(state: web::Data<AppState>, q: web::Query<OrderSn>) -> HttpR
     }
 }
 
-/// `GET /home/order/payresult?order_sn=`.
+/// What the result page says about an order in `status`.
+fn result_state(status: Option<OrderStatus>) -> &'static str {
+    match status {
+        Some(OrderStatus::Paid | OrderStatus::Delivered | OrderStatus::PaidButOutOfStock) => "paid",
+        Some(OrderStatus::Refunded | OrderStatus::PartiallyRefunded) => "refunded",
+        Some(OrderStatus::Closed) => "closed",
+        Some(OrderStatus::Unpaid) | None => "unpaid",
+    }
+}
+
+/// `GET /home/order/payresult?order_sn=`: 我已完成支付 lands here, so an unpaid order is
+/// asked about at its platform first (rate-limited per attempt). Only for the order's
+/// owner: anyone else reads 订单编号错误.
 pub async fn payresult(
     state: web::Data<AppState>,
-    session: Session,
+    shopper: Shopper,
     cart: Cart,
     q: web::Query<OrderSn>,
 ) -> Result<HttpResponse, PageError> {
     let no = q.order_sn.clone();
-    let found = db(&state, move |c| Ok(order_rows::find_by_no(c, &no)?)).await?;
-    let page = match found {
-        None => PayResultPage {
-            layout: layout(&session, &cart),
-            found: false,
-            paid: false,
-            order_no: String::new(),
-            pay_name: String::new(),
-            amount: String::new(),
-            status_label: String::new(),
-            pay_url: "/".into(),
-        },
-        Some(o) => {
-            let status = OrderStatus::from_code(o.status).ok();
-            let paid = !matches!(
-                status,
-                Some(OrderStatus::Unpaid) | Some(OrderStatus::Closed) | None
-            );
-            PayResultPage {
+    let uid = Some(shopper.id);
+    let found = db(&state, move |c| owners_order(c, uid, &no)).await?;
+    let (session, cart) = (shopper.session, cart);
+    let Some(o) = found else {
+        return render(
+            &state,
+            &PayResultPage {
                 layout: layout(&session, &cart),
-                found: true,
-                paid,
-                order_no: o.order_no.clone(),
-                pay_name: o.pay_name.clone().unwrap_or_default(),
-                amount: Money::from_fen(o.total_price).to_string(),
-                status_label: status.map(|s| s.label()).unwrap_or("未知").into(),
-                pay_url: format!("/home/order/pay?order_sn={}", o.order_no),
-            }
-        }
+                found: false,
+                state: "unpaid",
+                order_no: String::new(),
+                pay_name: String::new(),
+                amount: String::new(),
+                refunded: String::new(),
+                status_label: String::new(),
+                pay_url: "/".into(),
+                detail_url: "/home/orders".into(),
+            },
+        );
     };
-    render(&state, &page)
+    let o = current(&state, o, Some(chrono::Duration::zero())).await?;
+    let status = OrderStatus::from_code(o.status).ok();
+    let state_name = result_state(status);
+    let refunded = if state_name == "refunded" {
+        let id = o.id;
+        db(&state, move |c| {
+            crate::services::lifecycle::refunded_total(c, id)
+        })
+        .await?
+        .to_string()
+    } else {
+        String::new()
+    };
+    let page = PayResultPage {
+        layout: layout(&session, &cart),
+        found: true,
+        state: state_name,
+        order_no: o.order_no.clone(),
+        pay_name: o.pay_name.clone().unwrap_or_default(),
+        amount: Money::from_fen(o.total_price).to_string(),
+        refunded,
+        status_label: status.map(|s| s.label()).unwrap_or("未知").into(),
+        pay_url: format!("/home/order/pay?order_sn={}", o.order_no),
+        detail_url: format!("/home/order/detail?order_sn={}", o.order_no),
+    };
+    let mut res = render(&state, &page)?;
+    no_store(&mut res);
+    Ok(res)
+}
+
+/// Pages whose state changes under the shopper (pay, result) are fetched anew on reload and
+/// on the back button rather than shown from the cache.
+pub fn no_store(res: &mut HttpResponse) {
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
 }
 
 /// `GET /home/order/wxpay?order_sn=`: WeChat NATIVE, the QR of a `code_url` (reused while

@@ -8,18 +8,30 @@ use crate::services::catalog;
 use crate::startup::AppState;
 use crate::views::{HomePage, ProductPage};
 use actix_web::{web, HttpResponse};
+use serde::Deserialize;
 
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /?q=`: the products on sale, or those whose name contains `q`.
 pub async fn index(
     state: web::Data<AppState>,
     session: Session,
     cart: Cart,
+    q: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let products = db(&state, catalog::on_sale).await?;
+    let term = q.q.trim().to_string();
+    let t = term.clone();
+    let products = db(&state, move |c| catalog::search(c, &t)).await?;
     render(
         &state,
         &HomePage {
             layout: layout(&session, &cart),
             products: products.iter().map(product_card).collect(),
+            query: term,
         },
     )
 }
