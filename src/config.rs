@@ -193,6 +193,10 @@ pub struct Config {
     /// On SIGTERM/SIGINT: how long in-flight requests and the current job step may take
     /// before the process exits anyway.
     pub shutdown_grace_seconds: u64,
+    /// Serve `/metrics` (Prometheus text format); off by default.
+    pub metrics: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
     pub wechat: WechatConfig,
     pub pingpp: PingppConfig,
     pub sandbox: SandboxConfig,
@@ -219,6 +223,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             assets_dir: None,
             shutdown_grace_seconds: 30,
+            metrics: false,
+            metrics_token: None,
             wechat: WechatConfig::default(),
             pingpp: PingppConfig::default(),
             sandbox: SandboxConfig::default(),
@@ -256,6 +262,11 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("assets_dir", &self.assets_dir)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .field("metrics", &self.metrics)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_deref().map(Redacted),
+            )
             .field("wechat", &self.wechat)
             .field("pingpp", &self.pingpp)
             .field("sandbox", &self.sandbox)
@@ -345,6 +356,12 @@ impl Config {
         }
         if let Some(v) = get("JIESUAN_SHUTDOWN_GRACE_SECONDS") {
             self.shutdown_grace_seconds = num("JIESUAN_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
+        if let Some(v) = get("JIESUAN_METRICS") {
+            self.metrics = v == "1" || v == "true";
+        }
+        if let Some(v) = get("JIESUAN_METRICS_TOKEN") {
+            self.metrics_token = Some(v).filter(|t| !t.is_empty());
         }
         if let Some(v) = get("JIESUAN_SERVER_IP") {
             self.server_ip = Some(v);

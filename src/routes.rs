@@ -12,8 +12,12 @@ pub const NOTIFY_LIMIT: usize = 64 * 1024;
 /// Largest form body the PC site reads.
 pub const FORM_LIMIT: usize = 16 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode) {
+/// `metrics`: whether `/metrics` is served (else it is one more unknown page).
+pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
     cfg.app_data(web::PayloadConfig::new(FORM_LIMIT));
+    if metrics {
+        cfg.route("/metrics", web::get().to(ops::metrics));
+    }
     // The platforms' notify routes answer in their own formats, outside the API's error
     // shape and the session cookie.
     cfg.service(

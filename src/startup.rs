@@ -37,6 +37,8 @@ pub struct AppState {
     pub wechat_cert_http: Option<reqwest::Client>,
     /// QR codes rendered once per content (a pay page's QR never changes).
     pub qr_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<str>>>>,
+    /// This app's Prometheus series (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The sandbox platforms (sandbox mode only; set by `run`, which knows the URL).
     pub sandbox: Option<Arc<Sandbox>>,
 }
@@ -57,6 +59,8 @@ pub enum StartupError {
     Key(String, String),
     #[error("{0}")]
     Assets(#[from] AssetError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 fn read_key(path: &str) -> Result<String, StartupError> {
@@ -109,6 +113,7 @@ impl AppState {
             wechat_refund_notify_url: format!("{}/api/v1/pay/refund_notify", self.public_url),
             server_ip: self.config.server_ipv4().to_string(),
             livemode: self.config.pay_mode == PayMode::Live,
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -255,6 +260,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         merchant_key: prepared.merchant_key,
         wechat_cert_http: prepared.wechat_cert_http,
         qr_cache: Arc::default(),
+        metrics: Arc::new(crate::metrics::Metrics::new()?),
         sandbox: None,
     })
 }
@@ -329,6 +335,7 @@ pub fn run_with_jobs(
     }
     let jobs = crate::jobs::spawn(&state);
     let mode = state.config.pay_mode;
+    let metrics = state.config.metrics;
     let grace = state.config.shutdown_grace_seconds;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -339,9 +346,10 @@ pub fn run_with_jobs(
                     .custom_request_replace("request", request_line),
             )
             .wrap(middleware::Compress::default())
+            .wrap(middleware::from_fn(crate::controllers::ops::observe))
             // Outermost: the id exists before the access log reads it.
             .wrap(middleware::from_fn(crate::controllers::ops::request_id))
-            .configure(|cfg| crate::routes::configure(cfg, mode))
+            .configure(|cfg| crate::routes::configure(cfg, mode, metrics))
     })
     // Small responses (a 2 KB file, a JSON status) go out at once instead of waiting for
     // the peer's delayed ACK (Nagle: 40 ms stalls).

@@ -5,7 +5,7 @@
 use super::db;
 use crate::payment::pingpp::SIGNATURE_HEADER;
 use crate::payment::wechat::notify::fail_reply;
-use crate::services::notify::{self, Inbound};
+use crate::services::notify::{self, Inbound, Notified};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -28,6 +28,26 @@ fn inbound(req: &HttpRequest, body: &web::Bytes, keep: &[&str]) -> Inbound {
     }
 }
 
+/// One INFO line per notification (provider, trade, verification, outcome; never the body),
+/// and its counts in the metrics.
+fn finished<R>(state: &AppState, n: &Notified<R>) {
+    let provider = n.provider.as_str();
+    log::info!(
+        "notification provider={provider} out_trade_no={} verified={} outcome={}",
+        n.out_trade_no.as_deref().unwrap_or("-"),
+        n.verified,
+        n.outcome
+    );
+    state.metrics.notification(provider, &n.outcome);
+    if let Some(channel) = &n.paid_channel {
+        state
+            .metrics
+            .payments_applied
+            .with_label_values(&[provider, channel.as_str()])
+            .inc();
+    }
+}
+
 fn xml(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/xml; charset=utf-8")
@@ -43,7 +63,10 @@ pub async fn wechat(
     let msg = inbound(&req, &body, &["content-type", "user-agent"]);
     let merchant = state.wechat_merchant();
     match db(&state, move |c| notify::wechat(c, &merchant, &msg)).await {
-        Ok(reply) => xml(StatusCode::OK, reply),
+        Ok(n) => {
+            finished(&state, &n);
+            xml(StatusCode::OK, n.reply)
+        }
         Err(e) => {
             log::error!("wechat notify failed: {e:?}");
             xml(StatusCode::INTERNAL_SERVER_ERROR, fail_reply("系统繁忙"))
@@ -78,7 +101,9 @@ pub async fn pingpp(
     })
     .await;
     match result {
-        Ok((status, text)) => {
+        Ok(n) => {
+            finished(&state, &n);
+            let (status, text) = n.reply;
             HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
                 .content_type("text/plain; charset=utf-8")
                 .body(text)

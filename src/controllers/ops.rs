@@ -1,5 +1,6 @@
 //! What operators and browsers need besides the shop's pages: static files from memory, the
-//! readiness probe and request ids. May import db, assets and error.
+//! readiness probe, request ids and the metrics. May import db, services, assets, metrics
+//! and error.
 
 use crate::controllers::error::PageError;
 use crate::startup::AppState;
@@ -83,4 +84,78 @@ pub async fn request_id(
     let mut res = next.call(req).await?;
     res.headers_mut().insert(name, value);
     Ok(res)
+}
+
+/// Times every request into the latency histogram, labelled by the matched route pattern
+/// (`/admin/orders/{id}`), never the raw path: one series per route, whatever the ids.
+pub async fn observe(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        let status = res.status().as_u16().to_string();
+        metrics
+            .request_seconds
+            .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+/// The bearer token matches (compared as SHA-256 digests, so the time taken says nothing
+/// about the token).
+fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    Sha256::digest(given.trim().as_bytes()) == Sha256::digest(token.as_bytes())
+}
+
+/// `GET /metrics` (routed only when `metrics` is on): the Prometheus text format, behind
+/// `Authorization: Bearer <metrics_token>` when one is configured.
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Some(token) = &state.config.metrics_token {
+        if !bearer_matches(&req, token) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .body("unauthorized");
+        }
+    }
+    let figures =
+        crate::services::run(&state.db, crate::services::lifecycle::metrics_figures).await;
+    let figures = match figures {
+        Ok(mut f) => {
+            let pool = state.pool.state();
+            f.pool_connections = pool.connections;
+            f.pool_idle = pool.idle_connections;
+            f
+        }
+        Err(e) => {
+            log::error!("metrics: {e}");
+            return HttpResponse::ServiceUnavailable().body("database unavailable");
+        }
+    };
+    match state.metrics.render(&figures) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(e) => {
+            log::error!("metrics: {e}");
+            HttpResponse::InternalServerError().body("metrics unavailable")
+        }
+    }
 }

@@ -43,7 +43,9 @@ async fn leased<T: Display>(
     job: impl Future<Output = Result<T, String>>,
 ) -> Option<T> {
     let Some(lease) = lease else {
-        return job.await.map_err(|e| log::warn!("{name} failed: {e}")).ok();
+        let result = job.await;
+        state.metrics.job(name, result.is_ok());
+        return result.map_err(|e| log::warn!("{name} failed: {e}")).ok();
     };
     let (holder, ttl) = (lease.holder.clone(), lease.ttl);
     let taken = run(&state.db, move |c| {
@@ -65,6 +67,7 @@ async fn leased<T: Display>(
         }
     }
     let result = job.await;
+    state.metrics.job(name, result.is_ok());
     let outcome = match &result {
         Ok(v) => format!("ok: {v}"),
         Err(e) => format!("failed: {e}"),

@@ -69,6 +69,14 @@ pub fn attempt_count(conn: &mut Conn, order_id: i32) -> QueryResult<i64> {
         .get_result(conn)
 }
 
+/// Attempts in one status, all orders.
+pub fn attempts_in_status(conn: &mut Conn, status: i32) -> QueryResult<i64> {
+    pay_attempt::table
+        .filter(pay_attempt::status.eq(status))
+        .count()
+        .get_result(conn)
+}
+
 pub fn find_attempt(conn: &mut Conn, out_trade_no: &str) -> QueryResult<Option<PayAttempt>> {
     pay_attempt::table
         .filter(pay_attempt::out_trade_no.eq(out_trade_no))

@@ -34,6 +34,8 @@ pub struct Gateway {
     /// Live mode: the platforms' answers must say `livemode: true` (Ping++), and test-mode
     /// objects pay nothing.
     pub livemode: bool,
+    /// Counts the payments the query door applies.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// What a platform said about one attempt.
@@ -343,6 +345,12 @@ impl Gateway {
             pay::apply_payment(c, &proof, &entry, &|_| String::new())
         })
         .await?;
+        if applied.is_payment() {
+            self.metrics
+                .payments_applied
+                .with_label_values(&[attempt.provider.as_str(), attempt.channel.as_str()])
+                .inc();
+        }
         Ok(Some(applied))
     }
 

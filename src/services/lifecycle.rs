@@ -420,6 +420,22 @@ pub struct CallbackHealth {
     pub last_verified_notification: Option<String>,
 }
 
+/// The database's figures for `/metrics`: open (pending) attempts and refunds by status
+/// (the pool's figures are the caller's).
+pub fn metrics_figures(conn: &mut Conn) -> Result<crate::metrics::DbFigures, ServiceError> {
+    let open_attempts = pay::attempts_in_status(conn, AttemptStatus::Pending.code())?;
+    let refunds = RefundStatus::ALL
+        .into_iter()
+        .map(|s| Ok((s, refunds::count_in_status(conn, s.code())?)))
+        .collect::<Result<Vec<_>, ServiceError>>()?;
+    Ok(crate::metrics::DbFigures {
+        open_attempts,
+        refunds,
+        pool_connections: 0,
+        pool_idle: 0,
+    })
+}
+
 /// Degraded when, within `window`, no verified notification arrived but at least
 /// `min_confirmations` payments had to be confirmed by query: callbacks are failing (a WAF,
 /// a CDN, a wrong notify_url). Clears with the next verified notification.

@@ -33,6 +33,54 @@ impl Inbound {
     }
 }
 
+/// What became of one notification: the reply to send, and what the log line and the
+/// metrics say about it.
+#[derive(Debug, Clone)]
+pub struct Notified<R> {
+    pub reply: R,
+    pub provider: Provider,
+    pub out_trade_no: Option<String>,
+    /// The signature (or decryption) checked out.
+    pub verified: bool,
+    /// The `pay_log` outcome: `paid`, `duplicate`, `bad_signature`…
+    pub outcome: String,
+    /// The channel of the attempt a payment was applied to (none when nothing was paid).
+    pub paid_channel: Option<String>,
+}
+
+impl<R> Notified<R> {
+    fn new(reply: R, provider: Provider, no: Option<&str>, verified: bool, outcome: &str) -> Self {
+        Notified {
+            reply,
+            provider,
+            out_trade_no: no.map(str::to_string),
+            verified,
+            outcome: outcome.to_string(),
+            paid_channel: None,
+        }
+    }
+
+    /// A verified payment's result, with the channel when it paid an order.
+    fn applied(
+        conn: &mut Conn,
+        reply: R,
+        proof: &Proof,
+        applied: &Applied,
+    ) -> Result<Self, ServiceError> {
+        let mut n = Notified::new(
+            reply,
+            proof.provider,
+            Some(&proof.out_trade_no),
+            true,
+            applied.outcome(),
+        );
+        if applied.is_payment() {
+            n.paid_channel = pay::attempt(conn, &proof.out_trade_no)?.map(|a| a.channel);
+        }
+        Ok(n)
+    }
+}
+
 /// The `pay_log` outcome and the platform's reason of a message refused as bad input.
 type Refusal = (&'static str, String);
 
@@ -96,7 +144,11 @@ impl std::fmt::Debug for WechatMerchant {
 }
 
 /// Handles a WeChat payment notification; returns the XML reply.
-pub fn wechat(conn: &mut Conn, m: &WechatMerchant, req: &Inbound) -> Result<String, ServiceError> {
+pub fn wechat(
+    conn: &mut Conn,
+    m: &WechatMerchant,
+    req: &Inbound,
+) -> Result<Notified<String>, ServiceError> {
     let reject =
         |conn: &mut Conn, verified: bool, no: Option<&str>, outcome: &str, reason: &str| {
             let reply = wx::fail_reply(reason);
@@ -107,7 +159,13 @@ pub fn wechat(conn: &mut Conn, m: &WechatMerchant, req: &Inbound) -> Result<Stri
                 outcome,
                 &reply,
             )?;
-            Ok(reply)
+            Ok(Notified::new(
+                reply,
+                Provider::Wechat,
+                no,
+                verified,
+                outcome,
+            ))
         };
     let fields = match wechat_fields(&req.body) {
         Ok(f) => f,
@@ -142,14 +200,21 @@ pub fn wechat(conn: &mut Conn, m: &WechatMerchant, req: &Inbound) -> Result<Stri
         // A verified notice of a failed payment: acknowledged, nothing to do.
         Err(why) => {
             let reply = wx::SUCCESS_REPLY.to_string();
+            let outcome = format!("not_paid: {why}");
             pay::log_only(
                 conn,
                 &req.entry(Provider::Wechat, "notify", true),
                 no.as_deref(),
-                &format!("not_paid: {why}"),
+                &outcome,
                 &reply,
             )?;
-            return Ok(reply);
+            return Ok(Notified::new(
+                reply,
+                Provider::Wechat,
+                no.as_deref(),
+                true,
+                &outcome,
+            ));
         }
     };
     if let Err((outcome, reason)) = ids_fit(&notice.out_trade_no, &[&notice.transaction_id]) {
@@ -179,7 +244,7 @@ pub fn wechat(conn: &mut Conn, m: &WechatMerchant, req: &Inbound) -> Result<Stri
         &req.entry(Provider::Wechat, "notify", true),
         &reply,
     )?;
-    Ok(reply(&applied))
+    Notified::applied(conn, reply(&applied), &proof, &applied)
 }
 
 /// The app the Ping++ webhooks must be for.
@@ -200,7 +265,7 @@ pub fn pingpp(
     app: &PingppApp,
     req: &Inbound,
     signature: Option<&str>,
-) -> Result<WebhookReply, ServiceError> {
+) -> Result<Notified<WebhookReply>, ServiceError> {
     let reject = |conn: &mut Conn, verified: bool, no: Option<&str>, status: u16, outcome: &str| {
         let reply = (status, format!("fail: {outcome}"));
         pay::log_only(
@@ -210,7 +275,13 @@ pub fn pingpp(
             outcome,
             &reply.1,
         )?;
-        Ok(reply)
+        Ok(Notified::new(
+            reply,
+            Provider::Pingpp,
+            no,
+            verified,
+            outcome,
+        ))
     };
     if req.body.contains(&0) {
         return reject(conn, false, None, 400, BAD_INPUT);
@@ -277,7 +348,7 @@ pub fn pingpp(
         &req.entry(Provider::Pingpp, "webhook", true),
         &|a| reply(a).1,
     )?;
-    Ok(reply(&applied))
+    Notified::applied(conn, reply(&applied), &proof, &applied)
 }
 
 /// Completes a refund the platform reports done, exactly once: the log row with
@@ -420,13 +491,22 @@ fn pingpp_refund(
     conn: &mut Conn,
     req: &Inbound,
     object: &serde_json::Value,
-) -> Result<WebhookReply, ServiceError> {
+) -> Result<Notified<WebhookReply>, ServiceError> {
     let entry = req.entry(Provider::Pingpp, "webhook", true);
+    let done = |status: u16, text: &str, no: Option<&str>, outcome: &str| {
+        Notified::new(
+            (status, text.to_string()),
+            Provider::Pingpp,
+            no,
+            true,
+            outcome,
+        )
+    };
     let refund: crate::payment::pingpp::Refund = match serde_json::from_value(object.clone()) {
         Ok(r) => r,
         Err(_) => {
             pay::log_only(conn, &entry, None, "malformed", "fail: malformed")?;
-            return Ok((400, "fail: malformed".into()));
+            return Ok(done(400, "fail: malformed", None, "malformed"));
         }
     };
     let no = refund.charge_order_no.clone();
@@ -437,7 +517,7 @@ fn pingpp_refund(
     if let Err((outcome, _)) = ids_fit(&no, &[&out_refund_no, &refund.id]) {
         let reply = format!("fail: {outcome}");
         pay::log_only(conn, &entry, Some(&no), outcome, &reply)?;
-        return Ok((400, reply));
+        return Ok(done(400, &reply, Some(&no), outcome));
     }
     let found = match super::lifecycle::refund_by_no(conn, &out_refund_no)? {
         Some(r) => {
@@ -455,13 +535,23 @@ fn pingpp_refund(
             "unknown_refund",
             "fail: unknown_refund",
         )?;
-        return Ok((404, "fail: unknown_refund".into()));
+        return Ok(done(
+            404,
+            "fail: unknown_refund",
+            Some(&no),
+            "unknown_refund",
+        ));
     };
     if refund.status != "succeeded" {
         pay::log_only(conn, &entry, Some(&no), "refund_not_succeeded", "success")?;
-        return Ok((200, "success".into()));
+        return Ok(done(200, "success", Some(&no), "refund_not_succeeded"));
     }
     let key = format!("pingpp-refund:{}", refund.id);
-    apply_refund(conn, &ours, &refund.id, &key, &entry, &no, "success")?;
-    Ok((200, "success".into()))
+    let applied = apply_refund(conn, &ours, &refund.id, &key, &entry, &no, "success")?;
+    let outcome = if applied {
+        "refunded"
+    } else {
+        "refund_duplicate"
+    };
+    Ok(done(200, "success", Some(&no), outcome))
 }

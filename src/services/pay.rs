@@ -336,6 +336,17 @@ impl Applied {
         }
     }
 
+    /// Money arrived for an order through this proof (the first time).
+    pub fn is_payment(&self) -> bool {
+        matches!(
+            self,
+            Applied::Paid { .. }
+                | Applied::LatePaid { .. }
+                | Applied::PaidOutOfStock { .. }
+                | Applied::PaidTwice { .. }
+        )
+    }
+
     /// The platform should stop sending this message.
     pub fn acknowledged(&self) -> bool {
         !matches!(self, Applied::UnknownTrade | Applied::AmountMismatch { .. })

@@ -23,12 +23,15 @@ pub async fn place(
     let cmd = validators::place_order(&body).map_err(ServiceError::Invalid)?;
     let timeout = state.config.order_timeout_minutes;
     let answer = match db(&state, move |c| orders::place(c, uid, &cmd, timeout)).await? {
-        Placement::Placed(p) => json!({
+        Placement::Placed(p) => {
+            state.metrics.orders_placed.inc();
+            json!({
             "order_no": p.order_no,
             "order_id": p.order_id,
             "create_time": format_shanghai(p.created_at),
             "pass": true,
-        }),
+            })
+        }
         Placement::OutOfStock(s) => json!({
             "pass": false,
             "order_id": -1,

@@ -86,6 +86,7 @@ pub async fn save(
     let outcome = db(&state, move |c| orders::place(c, uid, &cmd, timeout)).await;
     let error = match outcome {
         Ok(Placement::Placed(placed)) => {
+            state.metrics.orders_placed.inc();
             let mut res = see_other(&format!("/home/order/pay?order_sn={}", placed.order_no));
             res.add_cookie(&Cart::default().cookie())
                 .map_err(PageError::internal)?;
