@@ -36,6 +36,14 @@ fn without_password(url: &str) -> String {
     }
 }
 
+/// How log lines are written: plain text, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PayMode {
@@ -197,6 +205,9 @@ pub struct Config {
     pub metrics: bool,
     /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
+    /// `text` (the default) or `json`: one object per line with ts, level, target, message
+    /// and the request id.
+    pub log_format: LogFormat,
     pub wechat: WechatConfig,
     pub pingpp: PingppConfig,
     pub sandbox: SandboxConfig,
@@ -225,6 +236,7 @@ impl Default for Config {
             shutdown_grace_seconds: 30,
             metrics: false,
             metrics_token: None,
+            log_format: LogFormat::Text,
             wechat: WechatConfig::default(),
             pingpp: PingppConfig::default(),
             sandbox: SandboxConfig::default(),
@@ -263,6 +275,7 @@ impl fmt::Debug for Config {
             .field("assets_dir", &self.assets_dir)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("metrics", &self.metrics)
+            .field("log_format", &self.log_format)
             .field(
                 "metrics_token",
                 &self.metrics_token.as_deref().map(Redacted),
@@ -356,6 +369,13 @@ impl Config {
         }
         if let Some(v) = get("JIESUAN_SHUTDOWN_GRACE_SECONDS") {
             self.shutdown_grace_seconds = num("JIESUAN_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
+        if let Some(v) = get("JIESUAN_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(ConfigError::Env("JIESUAN_LOG_FORMAT", v)),
+            };
         }
         if let Some(v) = get("JIESUAN_METRICS") {
             self.metrics = v == "1" || v == "true";

@@ -7,6 +7,7 @@ pub mod controllers;
 pub mod db;
 pub mod domain;
 pub mod jobs;
+pub mod logging;
 pub mod metrics;
 pub mod models;
 pub mod payment;

@@ -26,7 +26,6 @@ Configuration: jiesuan.toml in the working directory (or the file JIESUAN_CONFIG
 then DATABASE_URL and JIESUAN_* environment variables; see the README.";
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run_command(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,6 +42,7 @@ fn run_command(args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let config = Config::load().map_err(|e| e.to_string())?;
+    jiesuan::logging::init(config.log_format);
     match args.first().map(String::as_str) {
         None | Some("serve") => serve(config),
         Some("check-config") => {

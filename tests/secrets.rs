@@ -7,43 +7,16 @@
 
 mod common;
 
-use common::{test_config, TestApp};
+use common::{log_lines, test_config, TestApp};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::Mutex;
 
 const SECRET: &str = "AppSecret-d41d8cd98f00b204e980";
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record) {
-        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-        LINES.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-    }
-
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
-/// Every line logged so far, by anything in the process.
-fn log_lines() -> Vec<String> {
-    LINES.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
 async fn app_with_login_base(login_base: Option<String>) -> TestApp {
     // The first test to get here installs the logger; TestApp's env_logger then steps aside.
-    if log::set_logger(&CAPTURE).is_ok() {
-        log::set_max_level(log::LevelFilter::Trace);
-    }
+    common::capture_logs();
     let mut config = test_config(&common::fresh_database_url());
     config.wechat.app_secret = SECRET.into();
     config.wechat.login_base = login_base;

@@ -124,7 +124,10 @@ pub async fn wechat_refund(
     let msg = inbound(&req, &body, &["content-type", "user-agent"]);
     let merchant = state.wechat_merchant();
     match db(&state, move |c| notify::wechat_refund(c, &merchant, &msg)).await {
-        Ok(reply) => xml(StatusCode::OK, reply),
+        Ok(n) => {
+            finished(&state, &n);
+            xml(StatusCode::OK, n.reply)
+        }
         Err(e) => {
             log::error!("wechat refund notify failed: {e:?}");
             xml(StatusCode::INTERNAL_SERVER_ERROR, fail_reply("系统繁忙"))

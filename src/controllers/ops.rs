@@ -81,7 +81,8 @@ pub async fn request_id(
     let value = header::HeaderValue::from_str(&id)
         .unwrap_or_else(|_| header::HeaderValue::from_static("invalid"));
     req.headers_mut().insert(name.clone(), value.clone());
-    let mut res = next.call(req).await?;
+    // Lines logged while the request is served carry its id (JSON log format).
+    let mut res = crate::logging::REQUEST_ID.scope(id, next.call(req)).await?;
     res.headers_mut().insert(name, value);
     Ok(res)
 }

@@ -397,7 +397,7 @@ pub fn wechat_refund(
     conn: &mut Conn,
     m: &WechatMerchant,
     req: &Inbound,
-) -> Result<String, ServiceError> {
+) -> Result<Notified<String>, ServiceError> {
     let reject =
         |conn: &mut Conn, verified: bool, no: Option<&str>, outcome: &str, reason: &str| {
             let reply = wx::fail_reply(reason);
@@ -408,7 +408,13 @@ pub fn wechat_refund(
                 outcome,
                 &reply,
             )?;
-            Ok(reply)
+            Ok(Notified::new(
+                reply,
+                Provider::Wechat,
+                no,
+                verified,
+                outcome,
+            ))
         };
     let outer = match wechat_fields(&req.body) {
         Ok(f) => f,
@@ -472,18 +478,26 @@ pub fn wechat_refund(
             refund.id,
             &format!("微信退款 {status}，需人工处理"),
         )?;
-        pay::log_only(
-            conn,
-            &entry,
+        let outcome = format!("refund_{}", status.to_lowercase());
+        pay::log_only(conn, &entry, Some(&no), &outcome, &reply)?;
+        return Ok(Notified::new(
+            reply,
+            Provider::Wechat,
             Some(&no),
-            &format!("refund_{}", status.to_lowercase()),
-            &reply,
-        )?;
-        return Ok(reply);
+            true,
+            &outcome,
+        ));
     }
     let key = format!("wechat-refund:{refund_id}");
-    apply_refund(conn, &refund, &refund_id, &key, &entry, &no, &reply)?;
-    Ok(reply)
+    let done = apply_refund(conn, &refund, &refund_id, &key, &entry, &no, &reply)?;
+    let outcome = if done { "refunded" } else { "refund_duplicate" };
+    Ok(Notified::new(
+        reply,
+        Provider::Wechat,
+        Some(&no),
+        true,
+        outcome,
+    ))
 }
 
 /// A Ping++ `refund.succeeded` webhook (already verified by the caller).

@@ -678,3 +678,38 @@ pub fn location(res: &reqwest::Response) -> String {
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
 }
+
+static LOG_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        LOG_LINES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture;
+
+/// Makes this test binary's logger one that keeps every line (`LEVEL target: message`) for
+/// `log_lines`; call it before any server starts (TestApp's env_logger then steps aside).
+pub fn capture_logs() {
+    if log::set_logger(&CAPTURE).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+}
+
+/// Every line logged so far, by anything in the process (after `capture_logs`).
+pub fn log_lines() -> Vec<String> {
+    LOG_LINES.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
