@@ -3,6 +3,7 @@
 use crate::assets::{self, AssetError, StaticFiles};
 use crate::config::{Config, PayMode};
 use crate::db::{self, Db, Pool};
+use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};
 use crate::payment::pingpp::{sign as pp_sign, Pingpp};
 use crate::payment::wechat::{SignType, WxPay};
 use crate::sandbox::Sandbox;
@@ -11,7 +12,6 @@ use crate::services::notify::{PingppApp, WechatMerchant};
 use actix_web::cookie::Key;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;

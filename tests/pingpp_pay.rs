@@ -17,7 +17,7 @@ async fn scan(app: &TestApp, order_no: &str, ua: &str) -> String {
     to
 }
 
-fn platform_key() -> rsa::RsaPrivateKey {
+fn platform_key() -> sign::RsaPrivateKey {
     let pem = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/keys/sandbox/pingpp_platform_private.pem"

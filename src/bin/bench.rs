@@ -280,7 +280,7 @@ fn wechat_notify(state: &AppState, out_trade_no: &str, amount: i64, tx: &str) ->
 
 fn pingpp_event(
     state: &AppState,
-    key: &rsa::RsaPrivateKey,
+    key: &pp_sign::RsaPrivateKey,
     out_trade_no: &str,
     amount: i64,
     n: usize,

@@ -10,8 +10,8 @@ pub mod wxlogin;
 pub mod wxpay;
 
 use crate::config::Config;
+use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};
 use crate::payment::pingpp::Charge;
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -7,10 +7,10 @@ use super::ServiceError;
 use crate::db::Conn;
 use crate::domain::{Money, Provider};
 use crate::models::pay::{fits, log_width, storable, REF_WIDTH};
+use crate::payment::pingpp::sign::RsaPublicKey;
 use crate::payment::pingpp::{Charge, Event};
 use crate::payment::wechat::sign::Params;
 use crate::payment::wechat::{notify as wx, sign, xml, SignType};
-use rsa::RsaPublicKey;
 
 /// The request as received, for the log.
 #[derive(Debug, Clone)]

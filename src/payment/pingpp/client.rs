@@ -3,9 +3,9 @@
 
 use super::objects::{ApiErrorBody, Charge, CreateCharge, CreateRefund, ErrorEnvelope, Refund};
 use super::sign::request_signature;
+use super::sign::RsaPrivateKey;
 use crate::config::Redacted;
 use crate::payment::transport_error;
-use rsa::RsaPrivateKey;
 
 #[derive(Clone)]
 pub struct Pingpp {
