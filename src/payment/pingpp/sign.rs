@@ -227,7 +227,10 @@ mod tests {
         let private = vector("merchant.private.pem");
         assert!(public_key(&public).is_ok());
         assert!(private_key(&private).is_ok());
-        assert!(public_key(&private).is_err(), "a private key is no public key");
+        assert!(
+            public_key(&private).is_err(),
+            "a private key is no public key"
+        );
         assert!(private_key(&public).is_err());
         assert!(public_key("not a key").is_err());
         let cut = public.replace("-----END PUBLIC KEY-----", "");
