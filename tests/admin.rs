@@ -162,7 +162,10 @@ async fn the_csv_holds_the_filtered_orders_with_yuan_and_shanghai_times() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("订单号,下单时间,用户,状态,支付方式"));
     let row = lines[1];
-    assert!(row.starts_with(&no));
+    assert!(
+        row.starts_with(&format!("\"=\"\"{no}\"\"\",")),
+        "the order number stays text: {row}"
+    );
     assert!(row.contains(",168.00,"), "{row}");
     assert!(row.contains("西湖龙井 明前特级 100g×1"), "{row}");
     assert!(row.contains("已支付") && row.contains("微信支付"));

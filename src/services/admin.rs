@@ -84,6 +84,13 @@ impl OrderFilter {
                 }
             }
         }
+        if let (Some(from), Some(to)) = (f.from, f.to) {
+            if from > to {
+                e.insert("to".into(), "截止日期不能早于起始日期".into());
+                f.from = None;
+                f.to = None;
+            }
+        }
         for (k, slot) in [("min", &mut f.min), ("max", &mut f.max)] {
             if let Some(s) = get(k) {
                 match Money::parse_yuan(&s) {

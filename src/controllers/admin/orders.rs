@@ -136,6 +136,20 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// A number-like identifier (order or transaction number) kept as text in a spreadsheet:
+/// written `="…"`, a formula whose value is the string itself. Excel and LibreOffice Calc both
+/// evaluate it on opening a CSV, so a 28-digit number stays exact instead of becoming
+/// 4.2E+27; a leading tab or apostrophe is kept by Excel but trimmed or shown by Calc.
+/// Only plain `[A-Za-z0-9_]` values are wrapped, so no other formula can be smuggled in;
+/// the result is a whole CSV field, already quoted.
+fn csv_text_id(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        format!("\"=\"\"{s}\"\"\"")
+    } else {
+        csv_field(s)
+    }
+}
+
 /// `/admin/orders.csv?…`: the filtered set with line items; yuan from fen, Asia/Shanghai
 /// times, UTF-8 with BOM so Excel opens it.
 pub async fn csv(
@@ -160,8 +174,7 @@ pub async fn csv(
             .collect::<Vec<_>>()
             .join("；");
         let a = orders::snap_address(o);
-        let fields = [
-            o.order_no.clone(),
+        let text = [
             format_shanghai(o.created_at),
             user.clone(),
             OrderStatus::from_code(o.status)
@@ -170,7 +183,8 @@ pub async fn csv(
                 .to_string(),
             o.pay_name.clone().unwrap_or_default(),
             o.paid_at.map(format_shanghai).unwrap_or_default(),
-            o.transaction_no.clone().unwrap_or_default(),
+        ];
+        let rest = [
             Money::from_fen(o.total_price).yuan(),
             o.total_count.to_string(),
             items,
@@ -179,13 +193,14 @@ pub async fn csv(
             a.map(|a| format!("{}{}{}{}", a.province, a.city, a.district, a.detail))
                 .unwrap_or_default(),
         ];
-        out.push_str(
-            &fields
-                .iter()
-                .map(|f| csv_field(f))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        let fields: Vec<String> = std::iter::once(csv_text_id(&o.order_no))
+            .chain(text.iter().map(|f| csv_field(f)))
+            .chain(std::iter::once(csv_text_id(
+                o.transaction_no.as_deref().unwrap_or_default(),
+            )))
+            .chain(rest.iter().map(|f| csv_field(f)))
+            .collect();
+        out.push_str(&fields.join(","));
         out.push_str("\r\n");
     }
     let name = format!("orders-{}.csv", admin::today_shanghai());
