@@ -199,7 +199,8 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
     let (paid, _) = app.paid_wechat_order("refund-me").await;
     app.admin_login().await;
 
-    let (status, _, _) = action(&app, paid, "deliver", &[]).await;
+    let ship = [("carrier", "顺丰速运"), ("tracking_no", "SF1234567890")];
+    let (status, _, _) = action(&app, paid, "deliver", &ship).await;
     assert_eq!(status, 303);
     assert_eq!(order_status(&app, paid), 3);
 
@@ -215,6 +216,7 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
             ("amount", "500"),
             ("reason", "多退"),
             ("out_refund_no", &out_refund_no),
+            ("confirm", "1"),
         ],
     )
     .await;
@@ -230,6 +232,7 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
             ("amount", "18.00"),
             ("reason", "部分退款"),
             ("out_refund_no", &out_refund_no),
+            ("confirm", "1"),
         ],
     )
     .await;
@@ -251,7 +254,7 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
         "the refund notification is on the page"
     );
     // Delivered orders cannot be delivered again.
-    let (status, _, _) = action(&app, paid, "deliver", &[]).await;
+    let (status, _, _) = action(&app, paid, "deliver", &ship).await;
     assert_eq!(status, 400);
 
     let (_, unpaid, _) = app.unpaid_order("close-me").await;

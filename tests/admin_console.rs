@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{html, select_text, TestApp};
+use common::{html, select_attr, select_text, TestApp};
 
 #[tokio::test]
 async fn csv_numbers_stay_text_and_a_backwards_date_range_is_refused() {
@@ -45,4 +45,153 @@ async fn csv_numbers_stay_text_and_a_backwards_date_range_is_refused() {
         today.to_string(),
         "what was typed is kept"
     );
+}
+
+async fn refunds_json(app: &TestApp, order_id: i32) -> serde_json::Value {
+    let url = format!("{}/admin/orders/{order_id}/refunds.json", app.url);
+    let res = app.browser.get(url).send().await.unwrap();
+    res.json().await.unwrap()
+}
+
+async fn order_form(app: &TestApp, order_id: i32) -> (String, String) {
+    let (_, body) = app.pc_get(&format!("/admin/orders/{order_id}")).await;
+    let doc = html(&body);
+    (
+        select_attr(&doc, "input[name=csrf]", "value").unwrap(),
+        select_attr(&doc, "#refund-form input[name=out_refund_no]", "value").unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn shipping_asks_for_carrier_and_tracking_and_works_after_a_partial_refund() {
+    let app = TestApp::spawn().await;
+    let (paid, _) = app.paid_wechat_order("ship-after-refund").await;
+    app.admin_login().await;
+    let page = format!("/admin/orders/{paid}");
+
+    // 退款 needs its 确认 box ticked; the page says how much can still be refunded.
+    let (_, body) = app.pc_get(&page).await;
+    let doc = html(&body);
+    assert!(select_text(&doc, "#refund-hint")
+        .unwrap()
+        .contains("可退金额 ¥168.00"));
+    assert!(select_attr(&doc, "#refund-confirm", "required").is_some());
+    let (csrf, out_refund_no) = order_form(&app, paid).await;
+    let refund = |confirm: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("amount", "18.00".to_string()),
+            ("reason", "少发一件".to_string()),
+            ("out_refund_no", out_refund_no.clone()),
+            ("confirm", confirm.to_string()),
+        ]
+    };
+    let form = refund("");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, body) = app.pc_post(&format!("{page}/refund"), &pairs).await;
+    assert_eq!(status, 422);
+    let doc = html(&body);
+    assert!(select_text(&doc, "#error-confirm")
+        .unwrap()
+        .contains("确认"));
+    assert_eq!(
+        select_attr(&doc, "#refund-reason", "value").unwrap(),
+        "少发一件"
+    );
+    assert!(jiesuan::models::refund::of_order(&mut app.conn(), paid)
+        .unwrap()
+        .is_empty());
+    let form = refund("1");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, _) = app.pc_post(&format!("{page}/refund"), &pairs).await;
+    assert_eq!(status, 303);
+    app.wait_for_status(paid, 7).await;
+
+    // The refunds' progress as JSON, for the page's poll.
+    let v = refunds_json(&app, paid).await;
+    assert_eq!(v["status_label"], "部分退款");
+    assert_eq!(v["refunds"][0]["status_label"], "已退款");
+    assert_eq!(v["in_progress"], false);
+
+    // 发货 without carrier or number is refused by field, keeping what was typed.
+    let (csrf, _) = order_form(&app, paid).await;
+    let (status, _, body) = app
+        .pc_post(
+            &format!("{page}/deliver"),
+            &[("csrf", &csrf), ("carrier", ""), ("tracking_no", "SF 12")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    let doc = html(&body);
+    assert!(select_text(&doc, "#error-carrier").is_some());
+    assert!(select_text(&doc, "#error-tracking_no").is_some());
+    assert_eq!(
+        select_attr(&doc, "#ship-tracking", "value").unwrap(),
+        "SF 12"
+    );
+    let (status, location, _) = app
+        .pc_post(
+            &format!("{page}/deliver"),
+            &[
+                ("csrf", &csrf),
+                ("carrier", "顺丰速运"),
+                ("tracking_no", "SF1234567890"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, &*format!("{page}?done=deliver"))
+    );
+    // Still says it was partly refunded; the parcel is on the page and the timeline.
+    assert_eq!(common::order_status(&app, paid), 7);
+    let (_, body) = app.pc_get(&format!("{page}?done=deliver")).await;
+    let doc = html(&body);
+    assert_eq!(select_text(&doc, "#order-status").unwrap(), "部分退款");
+    assert_eq!(select_text(&doc, "#shipment-carrier").unwrap(), "顺丰速运");
+    assert_eq!(
+        select_text(&doc, "#shipment-tracking").unwrap(),
+        "SF1234567890"
+    );
+    assert!(select_text(&doc, "#flash").unwrap().contains("发货"));
+    assert!(select_text(&doc, "#timeline")
+        .unwrap()
+        .contains("SF1234567890"));
+    assert!(select_text(&doc, "#ship-form").is_none(), "shipped once");
+}
+
+#[tokio::test]
+async fn the_order_page_polls_a_refund_still_on_its_way() {
+    let app = TestApp::spawn().await;
+    let (paid, _) = app.paid_wechat_order("refund-poll").await;
+    // A refund recorded but not sent yet (as for an order paid without stock).
+    app.with_conn(|c| {
+        use diesel::prelude::*;
+        use jiesuan::models::schema::refund;
+        let attempt = &jiesuan::models::pay::attempts_of(c, paid).unwrap()[0];
+        diesel::insert_into(refund::table)
+            .values((
+                refund::order_id.eq(paid),
+                refund::attempt_id.eq(attempt.id),
+                refund::out_refund_no.eq(format!("{}R1", attempt.out_trade_no)),
+                refund::amount.eq(100),
+                refund::reason.eq("测试"),
+                refund::status.eq(1),
+                refund::created_at.eq(jiesuan::models::now()),
+                refund::updated_at.eq(jiesuan::models::now()),
+            ))
+            .execute(c)
+            .unwrap();
+    });
+    app.admin_login().await;
+    let (_, body) = app.pc_get(&format!("/admin/orders/{paid}")).await;
+    let doc = html(&body);
+    assert_eq!(
+        select_attr(&doc, "#refunds", "data-poll").unwrap(),
+        format!("/admin/orders/{paid}/refunds.json")
+    );
+    assert!(select_attr(&doc, "script[src='/static/js/refundpoll.js']", "src").is_some());
+    let v = refunds_json(&app, paid).await;
+    assert_eq!(v["in_progress"], true);
+    assert_eq!(v["refunds"][0]["status_label"], "待提交");
 }

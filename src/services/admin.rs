@@ -341,6 +341,7 @@ pub struct OrderHistory {
     pub refunds: Vec<Refund>,
     pub events: Vec<OrderEvent>,
     pub logs: Vec<PayLog>,
+    pub shipment: Option<crate::models::shipment::Shipment>,
 }
 
 pub fn order_history(conn: &mut Conn, order_id: i32) -> Result<OrderHistory, ServiceError> {
@@ -353,6 +354,7 @@ pub fn order_history(conn: &mut Conn, order_id: i32) -> Result<OrderHistory, Ser
         refunds: refunds::of_order(conn, order_id)?,
         events: event::of_order(conn, order_id)?,
         logs: pay::logs_of_order(conn, order_id)?,
+        shipment: crate::models::shipment::of_order(conn, order_id)?,
         order,
         user,
     })

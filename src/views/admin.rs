@@ -191,8 +191,34 @@ pub struct OrderDetailPage {
     pub refundable_yuan: String,
     /// Made at render: a resubmitted form is the same refund.
     pub out_refund_no: String,
-    /// The refund form as typed, with errors (`amount`, `reason`).
+    /// The refund form as typed, with errors (`amount`, `reason`, `confirm`: the required
+    /// 确认 checkbox, so a refund is never one stray click, with or without JS).
     pub refund_form: Form,
+    /// The 发货 form (`carrier` from `carriers`, `tracking_no`) as typed, with errors.
+    pub ship_form: Form,
+    pub carriers: Vec<Choice>,
+    /// The parcel sent, once shipped.
+    pub shipment: Option<ShipmentView>,
+    /// A refund is on its way (待提交 / 退款中): the page polls
+    /// `/admin/orders/{id}/refunds.json` (`static/js/refundpoll.js`) until it ends.
+    pub refund_in_progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ShipmentView {
+    pub carrier: String,
+    pub tracking_no: String,
+    pub actor: String,
+    pub created_at: String,
+}
+
+/// `/admin/orders/{id}/refunds.json`: the order's status and each refund's, for the polling
+/// script of the order page.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundProgress {
+    pub status_label: String,
+    pub in_progress: bool,
+    pub refunds: Vec<RefundRow>,
 }
 page!(OrderDetailPage, "admin/order.html");
 

@@ -9,11 +9,12 @@ use crate::controllers::{csrf_form, db, render, render_status, see_other};
 use crate::domain::{format_shanghai, AttemptStatus, Channel, Money, OrderStatus, RefundStatus};
 use crate::models::pay::PayLog;
 use crate::services::admin::{self, OrderFilter, OrderHistory};
-use crate::services::lifecycle::RefundRequest;
+use crate::services::lifecycle::{RefundRequest, ShipRequest};
 use crate::services::{lifecycle, order as orders, ServiceError};
 use crate::startup::AppState;
 use crate::views::admin::{
-    AttemptRow, DashboardPage, OrderDetailPage, OrdersListPage, RefundRow, TimelineEntry,
+    AttemptRow, DashboardPage, OrderDetailPage, OrdersListPage, RefundProgress, RefundRow,
+    ShipmentView, TimelineEntry,
 };
 use crate::views::{AddressView, Form};
 use actix_web::http::StatusCode;
@@ -317,12 +318,75 @@ fn refundable(h: &OrderHistory) -> Money {
     Money::from_fen((paid.amount - lifecycle::held_by_refunds(&h.refunds, paid)).max(0))
 }
 
+/// The order page's two forms as typed (after a refused POST), or empty.
+#[derive(Default)]
+struct ActionForms {
+    refund: Form,
+    ship: Form,
+}
+
+fn refund_rows(h: &OrderHistory) -> Vec<RefundRow> {
+    h.refunds
+        .iter()
+        .map(|r| RefundRow {
+            id: r.id,
+            out_refund_no: r.out_refund_no.clone(),
+            amount: Money::from_fen(r.amount).to_string(),
+            reason: r.reason.clone(),
+            status: r.status,
+            status_label: RefundStatus::from_code(r.status)
+                .map(|s| s.label())
+                .unwrap_or("未知")
+                .into(),
+            provider_ref: r.provider_ref.clone().unwrap_or_default(),
+            created_at: format_shanghai(r.created_at),
+            submittable: r.status == RefundStatus::Pending.code(),
+        })
+        .collect()
+}
+
+/// A refund still on its way (waiting to be sent or at the platform).
+fn refund_in_progress(h: &OrderHistory) -> bool {
+    h.refunds.iter().any(|r| {
+        r.status == RefundStatus::Pending.code() || r.status == RefundStatus::Processing.code()
+    })
+}
+
+fn carrier_choices(selected: Option<&str>) -> Vec<crate::views::admin::Choice> {
+    let options: Vec<(String, String)> = lifecycle::CARRIERS
+        .iter()
+        .map(|c| (c.to_string(), c.to_string()))
+        .collect();
+    choices("请选择", &options, selected)
+}
+
+/// `/admin/orders/{id}/refunds.json`: what the order page's refund poll shows.
+pub async fn refunds_json(
+    state: web::Data<AppState>,
+    _who: Admin,
+    path: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
+    let id = *path;
+    let h = db(&state, move |c| admin::order_history(c, id)).await?;
+    let progress = RefundProgress {
+        status_label: OrderStatus::from_code(h.order.status)
+            .map(|s| s.label())
+            .unwrap_or("未知")
+            .into(),
+        in_progress: refund_in_progress(&h),
+        refunds: refund_rows(&h),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(progress))
+}
+
 async fn detail_page(
     state: &AppState,
     who: &Admin,
     order_id: i32,
     flash: Option<String>,
-    refund_form: Form,
+    forms: ActionForms,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let h = db(state, move |c| admin::order_history(c, order_id)).await?;
@@ -361,32 +425,24 @@ async fn detail_page(
                 created_at: format_shanghai(a.created_at),
             })
             .collect(),
-        refunds: h
-            .refunds
-            .iter()
-            .map(|r| RefundRow {
-                id: r.id,
-                out_refund_no: r.out_refund_no.clone(),
-                amount: Money::from_fen(r.amount).to_string(),
-                reason: r.reason.clone(),
-                status: r.status,
-                status_label: RefundStatus::from_code(r.status)
-                    .map(|s| s.label())
-                    .unwrap_or("未知")
-                    .into(),
-                provider_ref: r.provider_ref.clone().unwrap_or_default(),
-                created_at: format_shanghai(r.created_at),
-                submittable: r.status == RefundStatus::Pending.code(),
-            })
-            .collect(),
+        refunds: refund_rows(&h),
         timeline: timeline(&h),
         can_close: s.close().is_some(),
-        can_deliver: s.deliver().is_some(),
+        can_deliver: s.deliver().is_some() && h.shipment.is_none(),
         can_refund: s.refund(false).is_some() && left.fen() > 0,
         refundable: left.to_string(),
         refundable_yuan: left.yuan(),
         out_refund_no: format!("{}R{}", h.order.order_no, crate::sandbox::random_digits(6)),
-        refund_form,
+        refund_in_progress: refund_in_progress(&h),
+        carriers: carrier_choices(forms.ship.values.get("carrier").map(String::as_str)),
+        shipment: h.shipment.as_ref().map(|p| ShipmentView {
+            carrier: p.carrier.clone(),
+            tracking_no: p.tracking_no.clone(),
+            actor: p.actor.clone(),
+            created_at: format_shanghai(p.created_at),
+        }),
+        refund_form: forms.refund,
+        ship_form: forms.ship,
     };
     render_status(state, &page, status)
 }
@@ -417,7 +473,15 @@ pub async fn detail(
     q: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     let flash = q.done.as_deref().and_then(done_message);
-    detail_page(&state, &who, *path, flash, Form::default(), StatusCode::OK).await
+    detail_page(
+        &state,
+        &who,
+        *path,
+        flash,
+        ActionForms::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 fn back(order_id: i32, done: &str) -> HttpResponse {
@@ -465,16 +529,51 @@ pub async fn close(
     Ok(back(id, if closed { "close" } else { "close_paid" }))
 }
 
+#[derive(Deserialize)]
+struct ShipForm {
+    #[serde(default)]
+    carrier: String,
+    #[serde(default)]
+    tracking_no: String,
+}
+
 pub async fn deliver(
     state: web::Data<AppState>,
     who: Admin,
     path: web::Path<i32>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let _: BTreeMap<String, String> = csrf_form(&who.session, &body)?;
-    let (id, name) = (*path, who.name.clone());
-    db(&state, move |c| lifecycle::deliver(c, id, &name)).await?;
-    Ok(back(id, "deliver"))
+    let form: ShipForm = csrf_form(&who.session, &body)?;
+    let req = ShipRequest {
+        order_id: *path,
+        carrier: form.carrier.trim().to_string(),
+        tracking_no: form.tracking_no.trim().to_string(),
+        actor: who.name.clone(),
+    };
+    let r = req.clone();
+    let errors = match db(&state, move |c| lifecycle::deliver(c, &r)).await {
+        Ok(()) => return Ok(back(req.order_id, "deliver")),
+        Err(ServiceError::Invalid(e)) => e,
+        Err(e) => return Err(e.into()),
+    };
+    let values = BTreeMap::from([
+        ("carrier".to_string(), form.carrier),
+        ("tracking_no".to_string(), form.tracking_no),
+    ]);
+    let ship = Form { values, errors };
+    let forms = ActionForms {
+        ship,
+        ..ActionForms::default()
+    };
+    detail_page(
+        &state,
+        &who,
+        req.order_id,
+        None,
+        forms,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -485,6 +584,8 @@ struct RefundForm {
     reason: String,
     #[serde(default)]
     out_refund_no: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn refund(
@@ -508,6 +609,12 @@ pub async fn refund(
         errors.insert(
             "reason".to_string(),
             "请填写退款原因（80 字以内）".to_string(),
+        );
+    }
+    if form.confirm != "1" {
+        errors.insert(
+            "confirm".to_string(),
+            "请勾选确认：退款提交后款项将原路退回，无法撤销".to_string(),
         );
     }
     if let (Some(amount), true) = (amount, errors.is_empty()) {
@@ -534,13 +641,16 @@ pub async fn refund(
         ("amount".to_string(), form.amount),
         ("reason".to_string(), form.reason),
     ]);
-    let refund_form = Form { values, errors };
+    let forms = ActionForms {
+        refund: Form { values, errors },
+        ..ActionForms::default()
+    };
     detail_page(
         &state,
         &who,
         id,
         None,
-        refund_form,
+        forms,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await
