@@ -64,7 +64,7 @@ async fn admin_pages_need_an_admin_and_render_for_one() {
     assert!(select_text(&doc, "#order-no").unwrap().contains(&no));
     let timeline = select_text(&doc, "#timeline").unwrap();
     assert!(
-        timeline.contains("placed") && timeline.contains("paid"),
+        timeline.contains("下单") && timeline.contains("支付成功"),
         "{timeline}"
     );
     assert!(count_matches(&doc, "#timeline .kind-notify") >= 1);
@@ -246,7 +246,7 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
     assert!(select_text(&doc, "#refunds").unwrap().contains("¥18.00"));
     let timeline = select_text(&doc, "#timeline").unwrap();
     assert!(
-        timeline.contains("refund_requested") && timeline.contains("boss"),
+        timeline.contains("申请退款") && timeline.contains("boss"),
         "{timeline}"
     );
     assert!(

@@ -195,3 +195,85 @@ async fn the_order_page_polls_a_refund_still_on_its_way() {
     assert_eq!(v["in_progress"], true);
     assert_eq!(v["refunds"][0]["status_label"], "待提交");
 }
+
+#[tokio::test]
+async fn the_timeline_reads_in_words_with_raw_messages_folded_away() {
+    let app = TestApp::spawn().await;
+    let (paid, _) = app.paid_wechat_order("timeline-words").await;
+    app.admin_login().await;
+    let (_, body) = app.pc_get(&format!("/admin/orders/{paid}")).await;
+    let doc = html(&body);
+    let notify = select_text(&doc, "#timeline .kind-notify .timeline-head").unwrap();
+    assert!(
+        notify.contains("支付通知") && notify.contains("支付成功"),
+        "{notify}"
+    );
+    let events: Vec<String> = {
+        let sel = scraper::Selector::parse("#timeline .kind-event .timeline-title").unwrap();
+        doc.select(&sel).map(|e| e.text().collect()).collect()
+    };
+    assert!(events.iter().any(|t| t.starts_with("下单")), "{events:?}");
+    assert!(
+        events.iter().any(|t| t.contains("待支付 → 已支付")),
+        "{events:?}"
+    );
+    // Raw bodies and headers only inside a closed 原始报文.
+    let sel = scraper::Selector::parse("#timeline pre.raw").unwrap();
+    for pre in doc.select(&sel) {
+        let details = pre
+            .ancestors()
+            .filter_map(scraper::ElementRef::wrap)
+            .find(|e| e.value().name() == "details")
+            .expect("raw text inside <details>");
+        assert!(details.value().attr("open").is_none());
+        assert_eq!(
+            details
+                .select(&scraper::Selector::parse("summary").unwrap())
+                .next()
+                .unwrap()
+                .text()
+                .collect::<String>(),
+            "原始报文"
+        );
+    }
+    // A second copy of the notification reads 重复通知（已忽略）.
+    let n = app.pay_logs(paid).len();
+    let attempt = app.attempts(paid).remove(0);
+    let again = common::wechat_notification(
+        &app,
+        &attempt.out_trade_no,
+        attempt.amount,
+        attempt.transaction_no.as_deref().unwrap(),
+        &app.state.config.wechat.api_key,
+    );
+    app.browser
+        .post(format!("{}/api/v1/pay/notify", app.url))
+        .body(again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.pay_logs(paid).len(), n + 1);
+    let (_, body) = app.pc_get(&format!("/admin/orders/{paid}")).await;
+    assert!(select_text(&html(&body), "#timeline")
+        .unwrap()
+        .contains("重复通知（已忽略）"));
+}
+
+#[tokio::test]
+async fn every_product_save_shows_a_confirmation() {
+    let app = TestApp::spawn().await;
+    app.admin_login().await;
+    let csrf = app.pc_csrf("/admin/products").await;
+    let (status, location, _) = app
+        .pc_post(
+            "/admin/products/1/stock",
+            &[("csrf", &csrf), ("delta", "+3")],
+        )
+        .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/admin/products?done=stock")
+    );
+    let (_, body) = app.pc_get(&location).await;
+    assert_eq!(select_text(&html(&body), "#flash").unwrap(), "库存已更新");
+}

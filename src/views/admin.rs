@@ -157,11 +157,15 @@ pub struct TimelineEntry {
     pub at: String,
     /// `event`, `notify`, `webhook`, `query`, `create`, `close`, `refund`…
     pub kind: String,
+    /// The kind in words (支付通知, 查询支付, 状态/操作…).
+    pub kind_label: String,
     pub title: String,
     pub actor: String,
     pub detail: String,
-    /// Inbound/outbound logs only: the raw body (shown escaped in a <pre>), verification,
+    /// Inbound/outbound logs only: the signature headers (folded away with the body),
+    /// the raw body (shown escaped in a <pre>), verification,
     /// and the reply sent.
+    pub headers: String,
     pub raw: Option<String>,
     pub verified: Option<bool>,
     pub reply: Option<String>,
@@ -288,3 +292,82 @@ pub struct ProductFormPage {
     pub images: Vec<String>,
 }
 page!(ProductFormPage, "admin/product_form.html");
+
+/// What a `pay_log` kind is, in the admin's words.
+pub fn log_kind_words(kind: &str) -> &str {
+    match kind {
+        "notify" => "支付通知",
+        "webhook" => "支付通知（Webhook）",
+        "query" => "查询支付",
+        "create" => "创建支付",
+        "close" => "关闭支付单",
+        "refund" => "发起退款",
+        "refund_notify" => "退款通知",
+        "refund_query" => "查询退款",
+        other => other,
+    }
+}
+
+/// What came of a logged message or call, in the admin's words; an outcome with details
+/// (`unreadable: …`) keeps them after the words, an unknown one is shown as it is.
+pub fn outcome_words(outcome: &str) -> String {
+    let (code, rest) = match outcome.split_once(':') {
+        Some((c, r)) => (c, r.trim()),
+        None => (outcome, ""),
+    };
+    let words = match code {
+        "paid" | "success" => "支付成功",
+        "late_paid" => "关闭后到账（已恢复订单）",
+        "paid_out_of_stock" => "关闭后到账，缺货待退款",
+        "paid_twice" => "重复支付（多付部分自动退款）",
+        "duplicate" => "重复通知（已忽略）",
+        "unknown_trade" => "未知的商户单号",
+        "amount_mismatch" => "金额不符（已拒绝）",
+        "bad_signature" => "验签失败",
+        "bad_input" | "malformed" | "unreadable" => "报文无法解析",
+        "bad_out_trade_no" => "商户单号无效",
+        "bad_req_info" => "退款通知解密失败",
+        "wrong_app" => "应用 ID 不符",
+        "wrong_merchant" => "商户号不符",
+        "wrong_currency" => "币种不符",
+        "wrong_mode" => "测试/正式模式不符",
+        "unknown_type" => "未知的通知类型",
+        "not_paid" => "平台显示未支付",
+        "closed" => "已关闭",
+        "prepared" => "已下单，等待支付",
+        "failed" | "error" => "失败",
+        "refunded" => "退款成功",
+        "refund_accepted" | "refund_processing" => "退款受理中",
+        "refund_failed" => "退款失败",
+        "refund_duplicate" => "重复退款通知（已忽略）",
+        "refund_not_succeeded" => "退款未成功",
+        "unknown_refund" => "未知的退款单",
+        "unknown_ended" => "平台查无此单，已停止查询",
+        _ => return outcome.to_string(),
+    };
+    if rest.is_empty() {
+        words.to_string()
+    } else {
+        format!("{words}：{rest}")
+    }
+}
+
+/// What an `order_event` kind is, in the admin's words.
+pub fn event_words(kind: &str) -> &str {
+    match kind {
+        "placed" => "下单",
+        "paid" => "支付成功",
+        "late_paid" => "关闭后到账",
+        "paid_out_of_stock" => "关闭后到账，缺货",
+        "paid_twice" => "重复支付",
+        "closed" => "订单关闭",
+        "delivered" => "发货",
+        "refund_requested" => "申请退款",
+        "refund_submitted" => "提交退款",
+        "refunded" => "退款到账",
+        "refund_failed" => "退款失败",
+        "refund_abnormal" => "退款异常",
+        "admin_query" => "管理员查询支付",
+        other => other,
+    }
+}

@@ -13,8 +13,8 @@ use crate::services::lifecycle::{RefundRequest, ShipRequest};
 use crate::services::{lifecycle, order as orders, ServiceError};
 use crate::startup::AppState;
 use crate::views::admin::{
-    AttemptRow, DashboardPage, OrderDetailPage, OrdersListPage, RefundProgress, RefundRow,
-    ShipmentView, TimelineEntry,
+    event_words, log_kind_words, outcome_words, AttemptRow, DashboardPage, OrderDetailPage,
+    OrdersListPage, RefundProgress, RefundRow, ShipmentView, TimelineEntry,
 };
 use crate::views::{AddressView, Form};
 use actix_web::http::StatusCode;
@@ -215,18 +215,12 @@ pub async fn csv(
 }
 
 fn log_title(l: &PayLog) -> String {
-    let what = match l.kind.as_str() {
-        "notify" => "支付通知",
-        "webhook" => "Webhook",
-        "query" => "主动查询",
-        "create" => "创建支付",
-        "close" => "关闭支付单",
-        "refund" => "发起退款",
-        "refund_notify" => "退款通知",
-        "refund_query" => "查询退款",
-        other => other,
-    };
-    format!("{what}（{}）：{}", l.provider, l.outcome)
+    format!(
+        "{}（{}）：{}",
+        log_kind_words(&l.kind),
+        l.provider,
+        outcome_words(&l.outcome)
+    )
 }
 
 fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
@@ -250,9 +244,11 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
             TimelineEntry {
                 at: format_shanghai(e.created_at),
                 kind: "event".into(),
-                title: format!("{} {change}", e.kind),
+                kind_label: "状态/操作".into(),
+                title: format!("{} {change}", event_words(&e.kind)),
                 actor: e.actor.clone(),
                 detail: e.note.clone(),
+                headers: String::new(),
                 raw: None,
                 verified: None,
                 reply: None,
@@ -267,17 +263,19 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
             TimelineEntry {
                 at: format_shanghai(l.created_at),
                 kind: l.kind.clone(),
+                kind_label: log_kind_words(&l.kind).into(),
                 title: log_title(l),
                 actor: if l.remote_addr.is_empty() {
                     "shop".into()
                 } else {
                     l.remote_addr.clone()
                 },
-                detail: format!(
-                    "{} {}",
-                    l.out_trade_no.clone().unwrap_or_default(),
-                    l.headers
-                ),
+                detail: l
+                    .out_trade_no
+                    .as_ref()
+                    .map(|n| format!("商户单号 {n}"))
+                    .unwrap_or_default(),
+                headers: l.headers.clone(),
                 raw: Some(l.raw_body.clone()),
                 verified: Some(l.verified),
                 reply: (!l.reply.is_empty()).then(|| l.reply.clone()),
@@ -292,6 +290,7 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
             TimelineEntry {
                 at: format_shanghai(r.created_at),
                 kind: "refund".into(),
+                kind_label: "退款单".into(),
                 title: format!("退款单 {}：{}", r.out_refund_no, Money::from_fen(r.amount)),
                 actor: String::new(),
                 detail: format!(
@@ -301,6 +300,7 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
                         .unwrap_or("未知"),
                     r.reason
                 ),
+                headers: String::new(),
                 raw: None,
                 verified: None,
                 reply: None,
