@@ -277,3 +277,62 @@ async fn every_product_save_shows_a_confirmation() {
     let (_, body) = app.pc_get(&location).await;
     assert_eq!(select_text(&html(&body), "#flash").unwrap(), "库存已更新");
 }
+
+#[tokio::test]
+async fn the_dashboard_says_what_needs_doing_and_draws_the_week() {
+    let app = TestApp::spawn().await;
+    let (paid, paid_no) = app.paid_wechat_order("dash-paid").await;
+    app.unpaid_order("dash-unpaid").await;
+    app.admin_login().await;
+    let (_, body) = app.pc_get("/admin").await;
+    let doc = html(&body);
+    assert_eq!(
+        select_attr(&doc, ".admin-nav a[aria-current=page]", "href").unwrap(),
+        "/admin"
+    );
+    assert_eq!(select_text(&doc, "#todo-ship .stat-value").unwrap(), "1");
+    assert_eq!(
+        select_text(&doc, "#todo-refunding .stat-value").unwrap(),
+        "0"
+    );
+    assert_eq!(select_text(&doc, "#todo-alarm .stat-value").unwrap(), "0");
+    let href = select_attr(&doc, "#todo-ship", "href").unwrap();
+    assert_eq!(href, "/admin/orders?todo=ship");
+    // The week: seven days, today last, drawn as SVG on the server.
+    assert_eq!(common::count_matches(&doc, "svg.week-chart .chart-bar"), 7);
+    assert_eq!(common::count_matches(&doc, "#week-table .week-row"), 7);
+    let sel = scraper::Selector::parse("#week-table .week-row").unwrap();
+    let today: String = doc.select(&sel).last().unwrap().text().collect();
+    assert!(today.contains("¥168.00") && today.contains('2'), "{today}");
+    assert!(!body.contains("<script"), "no chart library");
+
+    let (_, body) = app.pc_get(&href).await;
+    let doc = html(&body);
+    assert_eq!(
+        select_attr(&doc, ".admin-nav a[aria-current=page]", "href").unwrap(),
+        "/admin/orders"
+    );
+    assert_eq!(common::count_matches(&doc, ".order-row"), 1);
+    assert!(select_text(&doc, ".order-row").unwrap().contains(&paid_no));
+
+    // Shipped: no longer to do.
+    let csrf = app.pc_csrf(&format!("/admin/orders/{paid}")).await;
+    let (status, _, _) = app
+        .pc_post(
+            &format!("/admin/orders/{paid}/deliver"),
+            &[
+                ("csrf", &csrf),
+                ("carrier", "中通快递"),
+                ("tracking_no", "ZT100"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, body) = app.pc_get("/admin").await;
+    assert_eq!(
+        select_text(&html(&body), "#todo-ship .stat-value").unwrap(),
+        "0"
+    );
+    let (_, body) = app.pc_get("/admin/orders?todo=ship").await;
+    assert_eq!(common::count_matches(&html(&body), ".order-row"), 0);
+}

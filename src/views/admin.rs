@@ -22,6 +22,19 @@ pub struct AdminLayout {
     pub flash: Option<String>,
     /// Alarms for the banner on every admin page (callbacks failing, orders paid without stock).
     pub alarms: Vec<String>,
+    /// The nav entry of this page (`aria-current="page"`).
+    pub nav: NavSection,
+}
+
+/// The admin nav's entries.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NavSection {
+    #[default]
+    Dashboard,
+    Orders,
+    Paylog,
+    Products,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,8 +78,93 @@ pub struct DashboardPage {
     pub out_of_stock: Vec<AdminOrderRow>,
     /// The background jobs' last runs (`#jobs`), one `.job-row` each.
     pub jobs: Vec<JobRow>,
+    /// What needs doing: 待发货, 退款中, 异常, each a link to its filtered order list.
+    pub todos: Vec<TodoTile>,
+    /// The last 7 days' orders and takings, drawn on the server.
+    pub week: WeekChart,
 }
 page!(DashboardPage, "admin/dashboard.html");
+
+/// A to-do tile: `id` (`todo-ship`…), label, count and the order list it opens.
+#[derive(Debug, Clone, Serialize)]
+pub struct TodoTile {
+    pub id: String,
+    pub label: String,
+    pub count: i64,
+    pub href: String,
+}
+
+/// An inline SVG bar chart of takings per day, the orders count under each bar; also shown
+/// as a table (`#week-table`) for screen readers and exact figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeekChart {
+    pub width: i64,
+    pub height: i64,
+    /// The baseline's y.
+    pub base_y: i64,
+    pub bars: Vec<ChartBar>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartBar {
+    /// `MM-DD` and the full date.
+    pub label: String,
+    pub date: String,
+    pub orders: i64,
+    pub paid: String,
+    pub x: i64,
+    pub y: i64,
+    pub w: i64,
+    pub h: i64,
+    /// The label's centre.
+    pub cx: i64,
+}
+
+impl WeekChart {
+    const W: i64 = 560;
+    const H: i64 = 220;
+    const TOP: i64 = 24;
+    const BOTTOM: i64 = 44;
+
+    /// Bars scaled to the largest day's takings: `(date YYYY-MM-DD, orders, fen, takings text)`.
+    pub fn new(days: &[(String, i64, i64, String)]) -> WeekChart {
+        let n = days.len().max(1) as i64;
+        let slot = Self::W / n;
+        let w = slot * 3 / 5;
+        let base_y = Self::H - Self::BOTTOM;
+        let room = base_y - Self::TOP;
+        let max = days.iter().map(|d| d.2).max().unwrap_or(0).max(1);
+        let bars = days
+            .iter()
+            .enumerate()
+            .map(|(i, (date, orders, fen, paid))| {
+                let h = if *fen > 0 {
+                    (i128::from(*fen) * i128::from(room) / i128::from(max)).max(2) as i64
+                } else {
+                    0
+                };
+                let x = i as i64 * slot + (slot - w) / 2;
+                ChartBar {
+                    label: date.get(5..).unwrap_or(date).to_string(),
+                    date: date.clone(),
+                    orders: *orders,
+                    paid: paid.clone(),
+                    x,
+                    y: base_y - h,
+                    w,
+                    h,
+                    cx: x + w / 2,
+                }
+            })
+            .collect();
+        WeekChart {
+            width: Self::W,
+            height: Self::H,
+            base_y,
+            bars,
+        }
+    }
+}
 
 /// One background job on the dashboard: its name, last run (Asia/Shanghai), outcome, how
 /// many runs, and which instance holds it.
@@ -111,6 +209,8 @@ pub struct OrdersListPage {
     pub filter: Form,
     pub statuses: Vec<Choice>,
     pub channels: Vec<Choice>,
+    /// `todo` (待发货 / 退款中 / 异常), the dashboard tiles' filters.
+    pub todos: Vec<Choice>,
     pub orders: Vec<AdminOrderRow>,
     pub total_count: i64,
     /// Sum paid over the whole filtered set.

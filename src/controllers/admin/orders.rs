@@ -13,8 +13,9 @@ use crate::services::lifecycle::{RefundRequest, ShipRequest};
 use crate::services::{lifecycle, order as orders, ServiceError};
 use crate::startup::AppState;
 use crate::views::admin::{
-    event_words, log_kind_words, outcome_words, AttemptRow, DashboardPage, OrderDetailPage,
-    OrdersListPage, RefundProgress, RefundRow, ShipmentView, TimelineEntry,
+    event_words, log_kind_words, outcome_words, AttemptRow, DashboardPage, NavSection,
+    OrderDetailPage, OrdersListPage, RefundProgress, RefundRow, ShipmentView, TimelineEntry,
+    TodoTile, WeekChart,
 };
 use crate::views::{AddressView, Form};
 use actix_web::http::StatusCode;
@@ -25,8 +26,35 @@ use std::collections::BTreeMap;
 const PAGE_SIZE: i64 = 20;
 
 pub async fn dashboard(state: web::Data<AppState>, who: Admin) -> Result<HttpResponse, PageError> {
-    let t = db(&state, admin::today).await?;
-    let lay = layout(&state, &who, None).await?;
+    let (t, todos, days) = db(&state, |c| {
+        Ok((
+            admin::today(c)?,
+            admin::todo_counts(c)?,
+            admin::last_days(c, 7)?,
+        ))
+    })
+    .await?;
+    let todos = todos
+        .into_iter()
+        .map(|(t, count)| TodoTile {
+            id: format!("todo-{}", t.as_str()),
+            label: t.label().to_string(),
+            count,
+            href: format!("/admin/orders?todo={}", t.as_str()),
+        })
+        .collect();
+    let days: Vec<(String, i64, i64, String)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.date.to_string(),
+                d.orders,
+                d.paid.fen(),
+                d.paid.to_string(),
+            )
+        })
+        .collect();
+    let lay = layout(&state, &who, NavSection::Dashboard, None).await?;
     let callback_alarm = lay
         .alarms
         .iter()
@@ -48,6 +76,8 @@ pub async fn dashboard(state: web::Data<AppState>, who: Admin) -> Result<HttpRes
                 .map(|(o, u)| order_row(o, u))
                 .collect(),
             jobs: t.jobs.iter().map(Into::into).collect(),
+            todos,
+            week: WeekChart::new(&days),
             layout: lay,
         },
     )
@@ -78,6 +108,14 @@ fn channel_choices(selected: Option<&str>) -> Vec<crate::views::admin::Choice> {
     choices("全部渠道", &options, selected)
 }
 
+fn todo_choices(selected: Option<admin::Todo>) -> Vec<crate::views::admin::Choice> {
+    let options: Vec<(String, String)> = admin::Todo::ALL
+        .iter()
+        .map(|t| (t.as_str().to_string(), t.label().to_string()))
+        .collect();
+    choices("全部", &options, selected.map(|t| t.as_str()))
+}
+
 pub async fn list(
     state: web::Data<AppState>,
     who: Admin,
@@ -103,7 +141,7 @@ pub async fn list(
         .filter(|(k, _)| *k != "page")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let lay = layout(&state, &who, None).await?;
+    let lay = layout(&state, &who, NavSection::Orders, None).await?;
     render(
         &state,
         &OrdersListPage {
@@ -111,6 +149,7 @@ pub async fn list(
             filter: Form { values, errors },
             statuses: status_choices(filter.status),
             channels: channel_choices(filter.channel.as_deref()),
+            todos: todo_choices(filter.todo),
             orders: found.rows.iter().map(|(o, u)| order_row(o, u)).collect(),
             total_count: found.count,
             total_paid: found.paid.to_string(),
@@ -393,7 +432,7 @@ async fn detail_page(
     let s = OrderStatus::from_code(h.order.status).map_err(PageError::internal)?;
     let left = refundable(&h);
     let page = OrderDetailPage {
-        layout: layout(state, who, flash).await?,
+        layout: layout(state, who, NavSection::Orders, flash).await?,
         order: order_row(&h.order, &h.user),
         user_id: h.order.user_id,
         transaction_no: h.order.transaction_no.clone().unwrap_or_default(),

@@ -10,7 +10,7 @@ use crate::models::now;
 use crate::models::product::{self, NewProduct, ProductChanges};
 use crate::services::ServiceError;
 use crate::startup::AppState;
-use crate::views::admin::{AdminProductRow, ProductFormPage, ProductsPage};
+use crate::views::admin::{AdminProductRow, NavSection, ProductFormPage, ProductsPage};
 use crate::views::Form;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -26,7 +26,7 @@ async fn list_page(
 ) -> Result<HttpResponse, PageError> {
     let all = db(state, |c| Ok(product::all(c)?)).await?;
     let page = ProductsPage {
-        layout: layout(state, who, flash).await?,
+        layout: layout(state, who, NavSection::Products, flash).await?,
         products: all
             .into_iter()
             .map(|p| AdminProductRow {
@@ -165,7 +165,7 @@ async fn form_page(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let page = ProductFormPage {
-        layout: layout(state, who, None).await?,
+        layout: layout(state, who, NavSection::Products, None).await?,
         title: if id.is_some() {
             "编辑商品"
         } else {
