@@ -302,7 +302,7 @@ async fn the_dashboard_says_what_needs_doing_and_draws_the_week() {
     assert_eq!(common::count_matches(&doc, "svg.week-chart .chart-bar"), 7);
     assert_eq!(common::count_matches(&doc, "#week-table .week-row"), 7);
     let sel = scraper::Selector::parse("#week-table .week-row").unwrap();
-    let today: String = doc.select(&sel).last().unwrap().text().collect();
+    let today: String = doc.select(&sel).next_back().unwrap().text().collect();
     assert!(today.contains("¥168.00") && today.contains('2'), "{today}");
     assert!(!body.contains("<script"), "no chart library");
 
