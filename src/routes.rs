@@ -151,6 +151,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
             .route("/admin/orders.csv", web::get().to(admin::orders::csv))
             .route("/admin/orders/{id}", web::get().to(admin::orders::detail))
             .route(
+                "/admin/orders/{id}/refunds.json",
+                web::get().to(admin::orders::refunds_json),
+            )
+            .route(
                 "/admin/orders/{id}/query",
                 web::post().to(admin::orders::requery),
             )

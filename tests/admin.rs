@@ -64,7 +64,7 @@ async fn admin_pages_need_an_admin_and_render_for_one() {
     assert!(select_text(&doc, "#order-no").unwrap().contains(&no));
     let timeline = select_text(&doc, "#timeline").unwrap();
     assert!(
-        timeline.contains("placed") && timeline.contains("paid"),
+        timeline.contains("下单") && timeline.contains("支付成功"),
         "{timeline}"
     );
     assert!(count_matches(&doc, "#timeline .kind-notify") >= 1);
@@ -162,7 +162,10 @@ async fn the_csv_holds_the_filtered_orders_with_yuan_and_shanghai_times() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("订单号,下单时间,用户,状态,支付方式"));
     let row = lines[1];
-    assert!(row.starts_with(&no));
+    assert!(
+        row.starts_with(&format!("\"=\"\"{no}\"\"\",")),
+        "the order number stays text: {row}"
+    );
     assert!(row.contains(",168.00,"), "{row}");
     assert!(row.contains("西湖龙井 明前特级 100g×1"), "{row}");
     assert!(row.contains("已支付") && row.contains("微信支付"));
@@ -196,7 +199,8 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
     let (paid, _) = app.paid_wechat_order("refund-me").await;
     app.admin_login().await;
 
-    let (status, _, _) = action(&app, paid, "deliver", &[]).await;
+    let ship = [("carrier", "顺丰速运"), ("tracking_no", "SF1234567890")];
+    let (status, _, _) = action(&app, paid, "deliver", &ship).await;
     assert_eq!(status, 303);
     assert_eq!(order_status(&app, paid), 3);
 
@@ -212,6 +216,7 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
             ("amount", "500"),
             ("reason", "多退"),
             ("out_refund_no", &out_refund_no),
+            ("confirm", "1"),
         ],
     )
     .await;
@@ -227,6 +232,7 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
             ("amount", "18.00"),
             ("reason", "部分退款"),
             ("out_refund_no", &out_refund_no),
+            ("confirm", "1"),
         ],
     )
     .await;
@@ -240,7 +246,7 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
     assert!(select_text(&doc, "#refunds").unwrap().contains("¥18.00"));
     let timeline = select_text(&doc, "#timeline").unwrap();
     assert!(
-        timeline.contains("refund_requested") && timeline.contains("boss"),
+        timeline.contains("申请退款") && timeline.contains("boss"),
         "{timeline}"
     );
     assert!(
@@ -248,7 +254,7 @@ async fn an_admin_refunds_delivers_closes_and_requeries_from_the_order_page() {
         "the refund notification is on the page"
     );
     // Delivered orders cannot be delivered again.
-    let (status, _, _) = action(&app, paid, "deliver", &[]).await;
+    let (status, _, _) = action(&app, paid, "deliver", &ship).await;
     assert_eq!(status, 400);
 
     let (_, unpaid, _) = app.unpaid_order("close-me").await;

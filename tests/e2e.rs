@@ -144,3 +144,37 @@ async fn an_admin_in_a_real_browser_filters_orders_and_opens_one() {
         assert!(std::path::Path::new(&file).exists(), "{file}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_refunds_with_confirmation_watches_it_arrive_and_ships_the_rest() {
+    let app = TestApp::spawn().await;
+    let (paid, _) = app.paid_wechat_order("browser-refund").await;
+    // The refund's notification comes late, so the page is seen waiting for it.
+    let trade = app.attempts(paid)[0].out_trade_no.clone();
+    app.set_faults(json!({ "prefix": trade, "delay_ms": 6000 }))
+        .await;
+    app.create_admin("chief", "chief-pass-1");
+    let url = app.url.clone();
+    let id = paid.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            "node",
+            &["admin_refund.mjs", &url, "chief", "chief-pass-1", &id],
+        )
+    })
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(v["hint"], "可退金额 ¥168.00", "{v}");
+    assert!(v["refused"].as_str().unwrap().contains("确认"), "{v}");
+    assert_ne!(
+        v["before"], "已退款",
+        "the refund was still on its way: {v}"
+    );
+    assert_eq!(v["reloads"], 0, "updated in place: {v}");
+    assert_eq!(v["badge"], "部分退款", "{v}");
+    assert!(v["flash"].as_str().unwrap().contains("发货"), "{v}");
+    assert_eq!(v["status"], "部分退款", "{v}");
+    assert_eq!(v["tracking"], "SF1234567890", "{v}");
+    assert_eq!(order_status(&app, paid), 7);
+}

@@ -104,15 +104,17 @@ impl OrderStatus {
         }
     }
 
+    /// Shipping the goods. A partly refunded order can still be shipped (the rest of it) and
+    /// keeps saying it was partly refunded; its shipment row records that it went out.
     pub fn deliver(self) -> Option<OrderStatus> {
         match self {
             OrderStatus::Paid => Some(OrderStatus::Delivered),
+            OrderStatus::PartiallyRefunded => Some(OrderStatus::PartiallyRefunded),
             OrderStatus::Unpaid
             | OrderStatus::Delivered
             | OrderStatus::PaidButOutOfStock
             | OrderStatus::Closed
-            | OrderStatus::Refunded
-            | OrderStatus::PartiallyRefunded => None,
+            | OrderStatus::Refunded => None,
         }
     }
 
@@ -208,5 +210,9 @@ mod tests {
         assert_eq!(OrderStatus::Refunded.refund(true), None);
         assert_eq!(OrderStatus::Paid.deliver(), Some(OrderStatus::Delivered));
         assert_eq!(OrderStatus::Closed.deliver(), None);
+        assert_eq!(
+            OrderStatus::PartiallyRefunded.deliver(),
+            Some(OrderStatus::PartiallyRefunded)
+        );
     }
 }

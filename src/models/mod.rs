@@ -8,6 +8,7 @@ pub mod pay;
 pub mod product;
 pub mod refund;
 pub mod schema;
+pub mod shipment;
 pub mod user;
 
 pub use order::{NewOrder, Order, OrderLine};

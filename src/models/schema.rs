@@ -174,7 +174,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    shipment (id) {
+        id -> Integer,
+        order_id -> Integer,
+        carrier -> Text,
+        tracking_no -> Text,
+        actor -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(order_event -> orders (order_id));
+diesel::joinable!(shipment -> orders (order_id));
 diesel::joinable!(order_product -> orders (order_id));
 diesel::joinable!(order_product -> products (product_id));
 diesel::joinable!(orders -> users (user_id));
@@ -196,4 +208,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     pay_log,
     refund,
     order_event,
+    shipment,
 );

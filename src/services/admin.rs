@@ -8,7 +8,7 @@ use crate::domain::{shanghai, Money, OrderStatus, RefundStatus};
 use crate::models::event::{self, OrderEvent};
 use crate::models::pay::{self, PayAttempt, PayLog};
 use crate::models::refund::{self as refunds, Refund};
-use crate::models::schema::{orders, pay_log, refund, users};
+use crate::models::schema::{orders, pay_log, refund, shipment, users};
 use crate::models::{now, Order, User};
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use diesel::prelude::*;
@@ -54,6 +54,43 @@ pub struct OrderFilter {
     pub channel: Option<String>,
     pub min: Option<Money>,
     pub max: Option<Money>,
+    /// What needs doing (the dashboard's tiles).
+    pub todo: Option<Todo>,
+}
+
+/// The dashboard's to-do tiles, each a filter of the order list (`todo=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Todo {
+    /// Paid (or partly refunded) and no parcel recorded: 待发货.
+    Ship,
+    /// A refund waiting to be sent or at the platform: 退款中.
+    Refunding,
+    /// Paid without stock, or a refund the platform closed: 异常.
+    Alarm,
+}
+
+impl Todo {
+    pub const ALL: [Todo; 3] = [Todo::Ship, Todo::Refunding, Todo::Alarm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Todo::Ship => "ship",
+            Todo::Refunding => "refunding",
+            Todo::Alarm => "alarm",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Todo::Ship => "待发货",
+            Todo::Refunding => "退款中",
+            Todo::Alarm => "异常",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Todo> {
+        Todo::ALL.into_iter().find(|t| t.as_str() == s)
+    }
 }
 
 impl OrderFilter {
@@ -84,6 +121,13 @@ impl OrderFilter {
                 }
             }
         }
+        if let (Some(from), Some(to)) = (f.from, f.to) {
+            if from > to {
+                e.insert("to".into(), "截止日期不能早于起始日期".into());
+                f.from = None;
+                f.to = None;
+            }
+        }
         for (k, slot) in [("min", &mut f.min), ("max", &mut f.max)] {
             if let Some(s) = get(k) {
                 match Money::parse_yuan(&s) {
@@ -100,6 +144,14 @@ impl OrderFilter {
         }
         f.user = get("user");
         f.channel = get("channel");
+        if let Some(t) = get("todo") {
+            match Todo::parse(&t) {
+                Some(t) => f.todo = Some(t),
+                None => {
+                    e.insert("todo".into(), "未知的待办".into());
+                }
+            }
+        }
         (f, e)
     }
 
@@ -119,6 +171,7 @@ impl OrderFilter {
         push("channel", self.channel.clone());
         push("min", self.min.map(Money::yuan));
         push("max", self.max.map(Money::yuan));
+        push("todo", self.todo.map(|t| t.as_str().to_string()));
         q
     }
 }
@@ -163,7 +216,107 @@ fn filtered<'a>(f: &'a OrderFilter, ids: &'a Option<Vec<i32>>) -> orders::BoxedQ
     if let Some(m) = f.max {
         q = q.filter(orders::total_price.le(m.fen()));
     }
+    match f.todo {
+        Some(Todo::Ship) => {
+            q = q
+                .filter(orders::status.eq_any(shippable_codes()))
+                .filter(diesel::dsl::not(
+                    orders::id.eq_any(shipment::table.select(shipment::order_id)),
+                ));
+        }
+        Some(Todo::Refunding) => {
+            q = q.filter(
+                orders::id.eq_any(
+                    refund::table
+                        .filter(refund::status.eq_any(refunding_codes()))
+                        .select(refund::order_id),
+                ),
+            );
+        }
+        Some(Todo::Alarm) => {
+            q = q.filter(
+                orders::status
+                    .eq(OrderStatus::PaidButOutOfStock.code())
+                    .or(orders::id.eq_any(
+                        refund::table
+                            .filter(refund::status.eq(RefundStatus::Abnormal.code()))
+                            .select(refund::order_id),
+                    )),
+            );
+        }
+        None => {}
+    }
     q
+}
+
+/// Statuses from which an order can be shipped.
+fn shippable_codes() -> Vec<i32> {
+    OrderStatus::ALL
+        .iter()
+        .filter(|s| s.deliver().is_some())
+        .map(|s| s.code())
+        .collect()
+}
+
+fn refunding_codes() -> Vec<i32> {
+    vec![
+        RefundStatus::Pending.code(),
+        RefundStatus::Processing.code(),
+    ]
+}
+
+/// How many orders each to-do tile counts.
+pub fn todo_counts(conn: &mut Conn) -> Result<Vec<(Todo, i64)>, ServiceError> {
+    let none = None;
+    Todo::ALL
+        .into_iter()
+        .map(|t| {
+            let f = OrderFilter {
+                todo: Some(t),
+                ..OrderFilter::default()
+            };
+            let n: i64 = filtered(&f, &none).count().get_result(conn)?;
+            Ok((t, n))
+        })
+        .collect()
+}
+
+/// One Shanghai day's orders placed and money taken.
+#[derive(Debug, Clone)]
+pub struct DayFigures {
+    pub date: NaiveDate,
+    pub orders: i64,
+    pub paid: Money,
+}
+
+/// The last `days` Shanghai days, oldest first, today last.
+pub fn last_days(conn: &mut Conn, days: u32) -> Result<Vec<DayFigures>, ServiceError> {
+    let today = today_shanghai();
+    let first = (1..days).fold(today, |d, _| d.pred_opt().unwrap_or(d));
+    let start = shanghai_midnight(first);
+    let rows: Vec<(NaiveDateTime, Option<NaiveDateTime>, i64)> = orders::table
+        .filter(orders::created_at.ge(start).or(orders::paid_at.ge(start)))
+        .select((orders::created_at, orders::paid_at, orders::total_price))
+        .load(conn)?;
+    let day_of = |t: NaiveDateTime| t.and_utc().with_timezone(&shanghai()).date_naive();
+    let mut out: Vec<DayFigures> = first
+        .iter_days()
+        .take(days as usize)
+        .map(|date| DayFigures {
+            date,
+            orders: 0,
+            paid: Money::from_fen(0),
+        })
+        .collect();
+    for (created, paid_at, total) in rows {
+        if let Some(d) = out.iter_mut().find(|d| d.date == day_of(created)) {
+            d.orders += 1;
+        }
+        if let Some(d) = paid_at.and_then(|p| out.iter_mut().find(|d| d.date == day_of(p))) {
+            d.paid = d.paid.checked_add(Money::from_fen(total))?;
+        }
+    }
+    Ok(out)
 }
 
 /// A page of the filtered orders (newest first) with their users, the count, and the sum
@@ -334,6 +487,7 @@ pub struct OrderHistory {
     pub refunds: Vec<Refund>,
     pub events: Vec<OrderEvent>,
     pub logs: Vec<PayLog>,
+    pub shipment: Option<crate::models::shipment::Shipment>,
 }
 
 pub fn order_history(conn: &mut Conn, order_id: i32) -> Result<OrderHistory, ServiceError> {
@@ -346,6 +500,7 @@ pub fn order_history(conn: &mut Conn, order_id: i32) -> Result<OrderHistory, Ser
         refunds: refunds::of_order(conn, order_id)?,
         events: event::of_order(conn, order_id)?,
         logs: pay::logs_of_order(conn, order_id)?,
+        shipment: crate::models::shipment::of_order(conn, order_id)?,
         order,
         user,
     })

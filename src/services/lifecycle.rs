@@ -10,6 +10,7 @@ use crate::models::order;
 use crate::models::pay::{self, PayAttempt};
 use crate::models::refund::{self as refunds, NewRefund, Refund};
 use crate::models::schema::pay_log;
+use crate::models::shipment;
 use crate::models::{now, product, Order};
 use diesel::prelude::*;
 
@@ -86,26 +87,85 @@ pub fn refunded_total(conn: &mut Conn, order_id: i32) -> Result<Money, ServiceEr
     Ok(total)
 }
 
-/// Paid -> Delivered.
-pub fn deliver(conn: &mut Conn, order_id: i32, actor: &str) -> Result<(), ServiceError> {
+/// The carriers an admin can pick when shipping.
+pub const CARRIERS: [&str; 9] = [
+    "顺丰速运",
+    "京东物流",
+    "中国邮政",
+    "EMS",
+    "中通快递",
+    "圆通速递",
+    "韵达快递",
+    "申通快递",
+    "极兔速递",
+];
+
+/// What the admin typed to ship an order.
+#[derive(Debug, Clone)]
+pub struct ShipRequest {
+    pub order_id: i32,
+    pub carrier: String,
+    pub tracking_no: String,
+    pub actor: String,
+}
+
+impl ShipRequest {
+    /// Field errors (`carrier`, `tracking_no`) for what cannot be a parcel.
+    pub fn check(&self) -> super::FieldErrors {
+        let mut e = super::FieldErrors::new();
+        if !CARRIERS.contains(&self.carrier.as_str()) {
+            e.insert("carrier".into(), "请选择快递公司".into());
+        }
+        let no = &self.tracking_no;
+        if no.is_empty()
+            || no.len() > 40
+            || !no.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            e.insert(
+                "tracking_no".into(),
+                "请填写运单号（字母、数字或 -，40 位以内）".into(),
+            );
+        }
+        e
+    }
+}
+
+/// Paid -> Delivered, or PartiallyRefunded kept as is, with the parcel recorded.
+pub fn deliver(conn: &mut Conn, req: &ShipRequest) -> Result<(), ServiceError> {
+    let errors = req.check();
+    if !errors.is_empty() {
+        return Err(ServiceError::Invalid(errors));
+    }
+    let order_id = req.order_id;
     db::write_tx(conn, |c| {
         let o = order::find(c, order_id)?.ok_or(ServiceError::OrderNotFound)?;
         let from = status_of(&o)?;
-        let to = from
-            .deliver()
-            .ok_or(ServiceError::Refused("只有已支付的订单可以发货".into()))?;
-        if !order::cas_status(c, order_id, from.code(), to.code())? {
+        let to = from.deliver().ok_or(ServiceError::Refused(
+            "只有已支付（或部分退款）的订单可以发货".into(),
+        ))?;
+        if shipment::of_order(c, order_id)?.is_some() {
+            return Err(ServiceError::Refused("订单已发货".into()));
+        }
+        if to != from && !order::cas_status(c, order_id, from.code(), to.code())? {
             return Err(ServiceError::Refused(
                 "订单状态刚刚变化，请刷新后重试".into(),
             ));
+        }
+        // The unique index refuses a parcel recorded meanwhile by another request.
+        if let Err(e) = shipment::insert(c, order_id, &req.carrier, &req.tracking_no, &req.actor) {
+            return Err(if db::is_unique_violation(&e) {
+                ServiceError::Refused("订单已发货".into())
+            } else {
+                e.into()
+            });
         }
         event::record(
             c,
             order_id,
             "delivered",
-            Some((from.code(), to.code())),
-            actor,
-            "",
+            (to != from).then_some((from.code(), to.code())),
+            &req.actor,
+            &format!("{} {}", req.carrier, req.tracking_no),
         )?;
         Ok(())
     })

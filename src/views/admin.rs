@@ -22,6 +22,19 @@ pub struct AdminLayout {
     pub flash: Option<String>,
     /// Alarms for the banner on every admin page (callbacks failing, orders paid without stock).
     pub alarms: Vec<String>,
+    /// The nav entry of this page (`aria-current="page"`).
+    pub nav: NavSection,
+}
+
+/// The admin nav's entries.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NavSection {
+    #[default]
+    Dashboard,
+    Orders,
+    Paylog,
+    Products,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,8 +78,93 @@ pub struct DashboardPage {
     pub out_of_stock: Vec<AdminOrderRow>,
     /// The background jobs' last runs (`#jobs`), one `.job-row` each.
     pub jobs: Vec<JobRow>,
+    /// What needs doing: 待发货, 退款中, 异常, each a link to its filtered order list.
+    pub todos: Vec<TodoTile>,
+    /// The last 7 days' orders and takings, drawn on the server.
+    pub week: WeekChart,
 }
 page!(DashboardPage, "admin/dashboard.html");
+
+/// A to-do tile: `id` (`todo-ship`…), label, count and the order list it opens.
+#[derive(Debug, Clone, Serialize)]
+pub struct TodoTile {
+    pub id: String,
+    pub label: String,
+    pub count: i64,
+    pub href: String,
+}
+
+/// An inline SVG bar chart of takings per day, the orders count under each bar; also shown
+/// as a table (`#week-table`) for screen readers and exact figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeekChart {
+    pub width: i64,
+    pub height: i64,
+    /// The baseline's y.
+    pub base_y: i64,
+    pub bars: Vec<ChartBar>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartBar {
+    /// `MM-DD` and the full date.
+    pub label: String,
+    pub date: String,
+    pub orders: i64,
+    pub paid: String,
+    pub x: i64,
+    pub y: i64,
+    pub w: i64,
+    pub h: i64,
+    /// The label's centre.
+    pub cx: i64,
+}
+
+impl WeekChart {
+    const W: i64 = 560;
+    const H: i64 = 220;
+    const TOP: i64 = 24;
+    const BOTTOM: i64 = 44;
+
+    /// Bars scaled to the largest day's takings: `(date YYYY-MM-DD, orders, fen, takings text)`.
+    pub fn new(days: &[(String, i64, i64, String)]) -> WeekChart {
+        let n = days.len().max(1) as i64;
+        let slot = Self::W / n;
+        let w = slot * 3 / 5;
+        let base_y = Self::H - Self::BOTTOM;
+        let room = base_y - Self::TOP;
+        let max = days.iter().map(|d| d.2).max().unwrap_or(0).max(1);
+        let bars = days
+            .iter()
+            .enumerate()
+            .map(|(i, (date, orders, fen, paid))| {
+                let h = if *fen > 0 {
+                    (i128::from(*fen) * i128::from(room) / i128::from(max)).max(2) as i64
+                } else {
+                    0
+                };
+                let x = i as i64 * slot + (slot - w) / 2;
+                ChartBar {
+                    label: date.get(5..).unwrap_or(date).to_string(),
+                    date: date.clone(),
+                    orders: *orders,
+                    paid: paid.clone(),
+                    x,
+                    y: base_y - h,
+                    w,
+                    h,
+                    cx: x + w / 2,
+                }
+            })
+            .collect();
+        WeekChart {
+            width: Self::W,
+            height: Self::H,
+            base_y,
+            bars,
+        }
+    }
+}
 
 /// One background job on the dashboard: its name, last run (Asia/Shanghai), outcome, how
 /// many runs, and which instance holds it.
@@ -111,6 +209,8 @@ pub struct OrdersListPage {
     pub filter: Form,
     pub statuses: Vec<Choice>,
     pub channels: Vec<Choice>,
+    /// `todo` (待发货 / 退款中 / 异常), the dashboard tiles' filters.
+    pub todos: Vec<Choice>,
     pub orders: Vec<AdminOrderRow>,
     pub total_count: i64,
     /// Sum paid over the whole filtered set.
@@ -157,11 +257,15 @@ pub struct TimelineEntry {
     pub at: String,
     /// `event`, `notify`, `webhook`, `query`, `create`, `close`, `refund`…
     pub kind: String,
+    /// The kind in words (支付通知, 查询支付, 状态/操作…).
+    pub kind_label: String,
     pub title: String,
     pub actor: String,
     pub detail: String,
-    /// Inbound/outbound logs only: the raw body (shown escaped in a <pre>), verification,
+    /// Inbound/outbound logs only: the signature headers (folded away with the body),
+    /// the raw body (shown escaped in a <pre>), verification,
     /// and the reply sent.
+    pub headers: String,
     pub raw: Option<String>,
     pub verified: Option<bool>,
     pub reply: Option<String>,
@@ -191,8 +295,34 @@ pub struct OrderDetailPage {
     pub refundable_yuan: String,
     /// Made at render: a resubmitted form is the same refund.
     pub out_refund_no: String,
-    /// The refund form as typed, with errors (`amount`, `reason`).
+    /// The refund form as typed, with errors (`amount`, `reason`, `confirm`: the required
+    /// 确认 checkbox, so a refund is never one stray click, with or without JS).
     pub refund_form: Form,
+    /// The 发货 form (`carrier` from `carriers`, `tracking_no`) as typed, with errors.
+    pub ship_form: Form,
+    pub carriers: Vec<Choice>,
+    /// The parcel sent, once shipped.
+    pub shipment: Option<ShipmentView>,
+    /// A refund is on its way (待提交 / 退款中): the page polls
+    /// `/admin/orders/{id}/refunds.json` (`static/js/refundpoll.js`) until it ends.
+    pub refund_in_progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ShipmentView {
+    pub carrier: String,
+    pub tracking_no: String,
+    pub actor: String,
+    pub created_at: String,
+}
+
+/// `/admin/orders/{id}/refunds.json`: the order's status and each refund's, for the polling
+/// script of the order page.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundProgress {
+    pub status_label: String,
+    pub in_progress: bool,
+    pub refunds: Vec<RefundRow>,
 }
 page!(OrderDetailPage, "admin/order.html");
 
@@ -262,3 +392,82 @@ pub struct ProductFormPage {
     pub images: Vec<String>,
 }
 page!(ProductFormPage, "admin/product_form.html");
+
+/// What a `pay_log` kind is, in the admin's words.
+pub fn log_kind_words(kind: &str) -> &str {
+    match kind {
+        "notify" => "支付通知",
+        "webhook" => "支付通知（Webhook）",
+        "query" => "查询支付",
+        "create" => "创建支付",
+        "close" => "关闭支付单",
+        "refund" => "发起退款",
+        "refund_notify" => "退款通知",
+        "refund_query" => "查询退款",
+        other => other,
+    }
+}
+
+/// What came of a logged message or call, in the admin's words; an outcome with details
+/// (`unreadable: …`) keeps them after the words, an unknown one is shown as it is.
+pub fn outcome_words(outcome: &str) -> String {
+    let (code, rest) = match outcome.split_once(':') {
+        Some((c, r)) => (c, r.trim()),
+        None => (outcome, ""),
+    };
+    let words = match code {
+        "paid" | "success" => "支付成功",
+        "late_paid" => "关闭后到账（已恢复订单）",
+        "paid_out_of_stock" => "关闭后到账，缺货待退款",
+        "paid_twice" => "重复支付（多付部分自动退款）",
+        "duplicate" => "重复通知（已忽略）",
+        "unknown_trade" => "未知的商户单号",
+        "amount_mismatch" => "金额不符（已拒绝）",
+        "bad_signature" => "验签失败",
+        "bad_input" | "malformed" | "unreadable" => "报文无法解析",
+        "bad_out_trade_no" => "商户单号无效",
+        "bad_req_info" => "退款通知解密失败",
+        "wrong_app" => "应用 ID 不符",
+        "wrong_merchant" => "商户号不符",
+        "wrong_currency" => "币种不符",
+        "wrong_mode" => "测试/正式模式不符",
+        "unknown_type" => "未知的通知类型",
+        "not_paid" => "平台显示未支付",
+        "closed" => "已关闭",
+        "prepared" => "已下单，等待支付",
+        "failed" | "error" => "失败",
+        "refunded" => "退款成功",
+        "refund_accepted" | "refund_processing" => "退款受理中",
+        "refund_failed" => "退款失败",
+        "refund_duplicate" => "重复退款通知（已忽略）",
+        "refund_not_succeeded" => "退款未成功",
+        "unknown_refund" => "未知的退款单",
+        "unknown_ended" => "平台查无此单，已停止查询",
+        _ => return outcome.to_string(),
+    };
+    if rest.is_empty() {
+        words.to_string()
+    } else {
+        format!("{words}：{rest}")
+    }
+}
+
+/// What an `order_event` kind is, in the admin's words.
+pub fn event_words(kind: &str) -> &str {
+    match kind {
+        "placed" => "下单",
+        "paid" => "支付成功",
+        "late_paid" => "关闭后到账",
+        "paid_out_of_stock" => "关闭后到账，缺货",
+        "paid_twice" => "重复支付",
+        "closed" => "订单关闭",
+        "delivered" => "发货",
+        "refund_requested" => "申请退款",
+        "refund_submitted" => "提交退款",
+        "refunded" => "退款到账",
+        "refund_failed" => "退款失败",
+        "refund_abnormal" => "退款异常",
+        "admin_query" => "管理员查询支付",
+        other => other,
+    }
+}

@@ -13,12 +13,13 @@ use crate::domain::{format_shanghai, Money, OrderStatus};
 use crate::models::Order;
 use crate::services::{admin, lifecycle};
 use crate::startup::AppState;
-use crate::views::admin::{AdminLayout, AdminOrderRow, Choice};
+use crate::views::admin::{AdminLayout, AdminOrderRow, Choice, NavSection};
 
 /// The layout, with the alarms every admin page shows.
 pub async fn layout(
     state: &AppState,
     who: &Admin,
+    nav: NavSection,
     flash: Option<String>,
 ) -> Result<AdminLayout, PageError> {
     let window = chrono::Duration::seconds(state.config.callback_alarm_after_seconds);
@@ -59,6 +60,7 @@ pub async fn layout(
         csrf: who.session.data.csrf.clone(),
         flash,
         alarms,
+        nav,
     })
 }
 

@@ -9,11 +9,13 @@ use crate::controllers::{csrf_form, db, render, render_status, see_other};
 use crate::domain::{format_shanghai, AttemptStatus, Channel, Money, OrderStatus, RefundStatus};
 use crate::models::pay::PayLog;
 use crate::services::admin::{self, OrderFilter, OrderHistory};
-use crate::services::lifecycle::RefundRequest;
+use crate::services::lifecycle::{RefundRequest, ShipRequest};
 use crate::services::{lifecycle, order as orders, ServiceError};
 use crate::startup::AppState;
 use crate::views::admin::{
-    AttemptRow, DashboardPage, OrderDetailPage, OrdersListPage, RefundRow, TimelineEntry,
+    event_words, log_kind_words, outcome_words, AttemptRow, DashboardPage, NavSection,
+    OrderDetailPage, OrdersListPage, RefundProgress, RefundRow, ShipmentView, TimelineEntry,
+    TodoTile, WeekChart,
 };
 use crate::views::{AddressView, Form};
 use actix_web::http::StatusCode;
@@ -24,8 +26,35 @@ use std::collections::BTreeMap;
 const PAGE_SIZE: i64 = 20;
 
 pub async fn dashboard(state: web::Data<AppState>, who: Admin) -> Result<HttpResponse, PageError> {
-    let t = db(&state, admin::today).await?;
-    let lay = layout(&state, &who, None).await?;
+    let (t, todos, days) = db(&state, |c| {
+        Ok((
+            admin::today(c)?,
+            admin::todo_counts(c)?,
+            admin::last_days(c, 7)?,
+        ))
+    })
+    .await?;
+    let todos = todos
+        .into_iter()
+        .map(|(t, count)| TodoTile {
+            id: format!("todo-{}", t.as_str()),
+            label: t.label().to_string(),
+            count,
+            href: format!("/admin/orders?todo={}", t.as_str()),
+        })
+        .collect();
+    let days: Vec<(String, i64, i64, String)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.date.to_string(),
+                d.orders,
+                d.paid.fen(),
+                d.paid.to_string(),
+            )
+        })
+        .collect();
+    let lay = layout(&state, &who, NavSection::Dashboard, None).await?;
     let callback_alarm = lay
         .alarms
         .iter()
@@ -47,6 +76,8 @@ pub async fn dashboard(state: web::Data<AppState>, who: Admin) -> Result<HttpRes
                 .map(|(o, u)| order_row(o, u))
                 .collect(),
             jobs: t.jobs.iter().map(Into::into).collect(),
+            todos,
+            week: WeekChart::new(&days),
             layout: lay,
         },
     )
@@ -77,6 +108,14 @@ fn channel_choices(selected: Option<&str>) -> Vec<crate::views::admin::Choice> {
     choices("全部渠道", &options, selected)
 }
 
+fn todo_choices(selected: Option<admin::Todo>) -> Vec<crate::views::admin::Choice> {
+    let options: Vec<(String, String)> = admin::Todo::ALL
+        .iter()
+        .map(|t| (t.as_str().to_string(), t.label().to_string()))
+        .collect();
+    choices("全部", &options, selected.map(|t| t.as_str()))
+}
+
 pub async fn list(
     state: web::Data<AppState>,
     who: Admin,
@@ -102,7 +141,7 @@ pub async fn list(
         .filter(|(k, _)| *k != "page")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let lay = layout(&state, &who, None).await?;
+    let lay = layout(&state, &who, NavSection::Orders, None).await?;
     render(
         &state,
         &OrdersListPage {
@@ -110,6 +149,7 @@ pub async fn list(
             filter: Form { values, errors },
             statuses: status_choices(filter.status),
             channels: channel_choices(filter.channel.as_deref()),
+            todos: todo_choices(filter.todo),
             orders: found.rows.iter().map(|(o, u)| order_row(o, u)).collect(),
             total_count: found.count,
             total_paid: found.paid.to_string(),
@@ -133,6 +173,20 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
+    }
+}
+
+/// A number-like identifier (order or transaction number) kept as text in a spreadsheet:
+/// written `="…"`, a formula whose value is the string itself. Excel and LibreOffice Calc both
+/// evaluate it on opening a CSV, so a 28-digit number stays exact instead of becoming
+/// 4.2E+27; a leading tab or apostrophe is kept by Excel but trimmed or shown by Calc.
+/// Only plain `[A-Za-z0-9_]` values are wrapped, so no other formula can be smuggled in;
+/// the result is a whole CSV field, already quoted.
+fn csv_text_id(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        format!("\"=\"\"{s}\"\"\"")
+    } else {
+        csv_field(s)
     }
 }
 
@@ -160,8 +214,7 @@ pub async fn csv(
             .collect::<Vec<_>>()
             .join("；");
         let a = orders::snap_address(o);
-        let fields = [
-            o.order_no.clone(),
+        let text = [
             format_shanghai(o.created_at),
             user.clone(),
             OrderStatus::from_code(o.status)
@@ -170,7 +223,8 @@ pub async fn csv(
                 .to_string(),
             o.pay_name.clone().unwrap_or_default(),
             o.paid_at.map(format_shanghai).unwrap_or_default(),
-            o.transaction_no.clone().unwrap_or_default(),
+        ];
+        let rest = [
             Money::from_fen(o.total_price).yuan(),
             o.total_count.to_string(),
             items,
@@ -179,13 +233,14 @@ pub async fn csv(
             a.map(|a| format!("{}{}{}{}", a.province, a.city, a.district, a.detail))
                 .unwrap_or_default(),
         ];
-        out.push_str(
-            &fields
-                .iter()
-                .map(|f| csv_field(f))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        let fields: Vec<String> = std::iter::once(csv_text_id(&o.order_no))
+            .chain(text.iter().map(|f| csv_field(f)))
+            .chain(std::iter::once(csv_text_id(
+                o.transaction_no.as_deref().unwrap_or_default(),
+            )))
+            .chain(rest.iter().map(|f| csv_field(f)))
+            .collect();
+        out.push_str(&fields.join(","));
         out.push_str("\r\n");
     }
     let name = format!("orders-{}.csv", admin::today_shanghai());
@@ -199,18 +254,12 @@ pub async fn csv(
 }
 
 fn log_title(l: &PayLog) -> String {
-    let what = match l.kind.as_str() {
-        "notify" => "支付通知",
-        "webhook" => "Webhook",
-        "query" => "主动查询",
-        "create" => "创建支付",
-        "close" => "关闭支付单",
-        "refund" => "发起退款",
-        "refund_notify" => "退款通知",
-        "refund_query" => "查询退款",
-        other => other,
-    };
-    format!("{what}（{}）：{}", l.provider, l.outcome)
+    format!(
+        "{}（{}）：{}",
+        log_kind_words(&l.kind),
+        l.provider,
+        outcome_words(&l.outcome)
+    )
 }
 
 fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
@@ -234,9 +283,11 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
             TimelineEntry {
                 at: format_shanghai(e.created_at),
                 kind: "event".into(),
-                title: format!("{} {change}", e.kind),
+                kind_label: "状态/操作".into(),
+                title: format!("{} {change}", event_words(&e.kind)),
                 actor: e.actor.clone(),
                 detail: e.note.clone(),
+                headers: String::new(),
                 raw: None,
                 verified: None,
                 reply: None,
@@ -251,17 +302,19 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
             TimelineEntry {
                 at: format_shanghai(l.created_at),
                 kind: l.kind.clone(),
+                kind_label: log_kind_words(&l.kind).into(),
                 title: log_title(l),
                 actor: if l.remote_addr.is_empty() {
                     "shop".into()
                 } else {
                     l.remote_addr.clone()
                 },
-                detail: format!(
-                    "{} {}",
-                    l.out_trade_no.clone().unwrap_or_default(),
-                    l.headers
-                ),
+                detail: l
+                    .out_trade_no
+                    .as_ref()
+                    .map(|n| format!("商户单号 {n}"))
+                    .unwrap_or_default(),
+                headers: l.headers.clone(),
                 raw: Some(l.raw_body.clone()),
                 verified: Some(l.verified),
                 reply: (!l.reply.is_empty()).then(|| l.reply.clone()),
@@ -276,6 +329,7 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
             TimelineEntry {
                 at: format_shanghai(r.created_at),
                 kind: "refund".into(),
+                kind_label: "退款单".into(),
                 title: format!("退款单 {}：{}", r.out_refund_no, Money::from_fen(r.amount)),
                 actor: String::new(),
                 detail: format!(
@@ -285,6 +339,7 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
                         .unwrap_or("未知"),
                     r.reason
                 ),
+                headers: String::new(),
                 raw: None,
                 verified: None,
                 reply: None,
@@ -302,19 +357,82 @@ fn refundable(h: &OrderHistory) -> Money {
     Money::from_fen((paid.amount - lifecycle::held_by_refunds(&h.refunds, paid)).max(0))
 }
 
+/// The order page's two forms as typed (after a refused POST), or empty.
+#[derive(Default)]
+struct ActionForms {
+    refund: Form,
+    ship: Form,
+}
+
+fn refund_rows(h: &OrderHistory) -> Vec<RefundRow> {
+    h.refunds
+        .iter()
+        .map(|r| RefundRow {
+            id: r.id,
+            out_refund_no: r.out_refund_no.clone(),
+            amount: Money::from_fen(r.amount).to_string(),
+            reason: r.reason.clone(),
+            status: r.status,
+            status_label: RefundStatus::from_code(r.status)
+                .map(|s| s.label())
+                .unwrap_or("未知")
+                .into(),
+            provider_ref: r.provider_ref.clone().unwrap_or_default(),
+            created_at: format_shanghai(r.created_at),
+            submittable: r.status == RefundStatus::Pending.code(),
+        })
+        .collect()
+}
+
+/// A refund still on its way (waiting to be sent or at the platform).
+fn refund_in_progress(h: &OrderHistory) -> bool {
+    h.refunds.iter().any(|r| {
+        r.status == RefundStatus::Pending.code() || r.status == RefundStatus::Processing.code()
+    })
+}
+
+fn carrier_choices(selected: Option<&str>) -> Vec<crate::views::admin::Choice> {
+    let options: Vec<(String, String)> = lifecycle::CARRIERS
+        .iter()
+        .map(|c| (c.to_string(), c.to_string()))
+        .collect();
+    choices("请选择", &options, selected)
+}
+
+/// `/admin/orders/{id}/refunds.json`: what the order page's refund poll shows.
+pub async fn refunds_json(
+    state: web::Data<AppState>,
+    _who: Admin,
+    path: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
+    let id = *path;
+    let h = db(&state, move |c| admin::order_history(c, id)).await?;
+    let progress = RefundProgress {
+        status_label: OrderStatus::from_code(h.order.status)
+            .map(|s| s.label())
+            .unwrap_or("未知")
+            .into(),
+        in_progress: refund_in_progress(&h),
+        refunds: refund_rows(&h),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(progress))
+}
+
 async fn detail_page(
     state: &AppState,
     who: &Admin,
     order_id: i32,
     flash: Option<String>,
-    refund_form: Form,
+    forms: ActionForms,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let h = db(state, move |c| admin::order_history(c, order_id)).await?;
     let s = OrderStatus::from_code(h.order.status).map_err(PageError::internal)?;
     let left = refundable(&h);
     let page = OrderDetailPage {
-        layout: layout(state, who, flash).await?,
+        layout: layout(state, who, NavSection::Orders, flash).await?,
         order: order_row(&h.order, &h.user),
         user_id: h.order.user_id,
         transaction_no: h.order.transaction_no.clone().unwrap_or_default(),
@@ -346,32 +464,24 @@ async fn detail_page(
                 created_at: format_shanghai(a.created_at),
             })
             .collect(),
-        refunds: h
-            .refunds
-            .iter()
-            .map(|r| RefundRow {
-                id: r.id,
-                out_refund_no: r.out_refund_no.clone(),
-                amount: Money::from_fen(r.amount).to_string(),
-                reason: r.reason.clone(),
-                status: r.status,
-                status_label: RefundStatus::from_code(r.status)
-                    .map(|s| s.label())
-                    .unwrap_or("未知")
-                    .into(),
-                provider_ref: r.provider_ref.clone().unwrap_or_default(),
-                created_at: format_shanghai(r.created_at),
-                submittable: r.status == RefundStatus::Pending.code(),
-            })
-            .collect(),
+        refunds: refund_rows(&h),
         timeline: timeline(&h),
         can_close: s.close().is_some(),
-        can_deliver: s.deliver().is_some(),
+        can_deliver: s.deliver().is_some() && h.shipment.is_none(),
         can_refund: s.refund(false).is_some() && left.fen() > 0,
         refundable: left.to_string(),
         refundable_yuan: left.yuan(),
         out_refund_no: format!("{}R{}", h.order.order_no, crate::sandbox::random_digits(6)),
-        refund_form,
+        refund_in_progress: refund_in_progress(&h),
+        carriers: carrier_choices(forms.ship.values.get("carrier").map(String::as_str)),
+        shipment: h.shipment.as_ref().map(|p| ShipmentView {
+            carrier: p.carrier.clone(),
+            tracking_no: p.tracking_no.clone(),
+            actor: p.actor.clone(),
+            created_at: format_shanghai(p.created_at),
+        }),
+        refund_form: forms.refund,
+        ship_form: forms.ship,
     };
     render_status(state, &page, status)
 }
@@ -402,7 +512,15 @@ pub async fn detail(
     q: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     let flash = q.done.as_deref().and_then(done_message);
-    detail_page(&state, &who, *path, flash, Form::default(), StatusCode::OK).await
+    detail_page(
+        &state,
+        &who,
+        *path,
+        flash,
+        ActionForms::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 fn back(order_id: i32, done: &str) -> HttpResponse {
@@ -450,16 +568,51 @@ pub async fn close(
     Ok(back(id, if closed { "close" } else { "close_paid" }))
 }
 
+#[derive(Deserialize)]
+struct ShipForm {
+    #[serde(default)]
+    carrier: String,
+    #[serde(default)]
+    tracking_no: String,
+}
+
 pub async fn deliver(
     state: web::Data<AppState>,
     who: Admin,
     path: web::Path<i32>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let _: BTreeMap<String, String> = csrf_form(&who.session, &body)?;
-    let (id, name) = (*path, who.name.clone());
-    db(&state, move |c| lifecycle::deliver(c, id, &name)).await?;
-    Ok(back(id, "deliver"))
+    let form: ShipForm = csrf_form(&who.session, &body)?;
+    let req = ShipRequest {
+        order_id: *path,
+        carrier: form.carrier.trim().to_string(),
+        tracking_no: form.tracking_no.trim().to_string(),
+        actor: who.name.clone(),
+    };
+    let r = req.clone();
+    let errors = match db(&state, move |c| lifecycle::deliver(c, &r)).await {
+        Ok(()) => return Ok(back(req.order_id, "deliver")),
+        Err(ServiceError::Invalid(e)) => e,
+        Err(e) => return Err(e.into()),
+    };
+    let values = BTreeMap::from([
+        ("carrier".to_string(), form.carrier),
+        ("tracking_no".to_string(), form.tracking_no),
+    ]);
+    let ship = Form { values, errors };
+    let forms = ActionForms {
+        ship,
+        ..ActionForms::default()
+    };
+    detail_page(
+        &state,
+        &who,
+        req.order_id,
+        None,
+        forms,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -470,6 +623,8 @@ struct RefundForm {
     reason: String,
     #[serde(default)]
     out_refund_no: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn refund(
@@ -493,6 +648,12 @@ pub async fn refund(
         errors.insert(
             "reason".to_string(),
             "请填写退款原因（80 字以内）".to_string(),
+        );
+    }
+    if form.confirm != "1" {
+        errors.insert(
+            "confirm".to_string(),
+            "请勾选确认：退款提交后款项将原路退回，无法撤销".to_string(),
         );
     }
     if let (Some(amount), true) = (amount, errors.is_empty()) {
@@ -519,13 +680,16 @@ pub async fn refund(
         ("amount".to_string(), form.amount),
         ("reason".to_string(), form.reason),
     ]);
-    let refund_form = Form { values, errors };
+    let forms = ActionForms {
+        refund: Form { values, errors },
+        ..ActionForms::default()
+    };
     detail_page(
         &state,
         &who,
         id,
         None,
-        refund_form,
+        forms,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await

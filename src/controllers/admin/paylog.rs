@@ -7,7 +7,7 @@ use crate::controllers::{db, render};
 use crate::domain::format_shanghai;
 use crate::services::admin::{self, LogFilter};
 use crate::startup::AppState;
-use crate::views::admin::{PayLogPage, PayLogRow};
+use crate::views::admin::{NavSection, PayLogPage, PayLogRow};
 use crate::views::Form;
 use actix_web::{web, HttpResponse};
 use std::collections::BTreeMap;
@@ -51,7 +51,7 @@ pub async fn list(
     let verified =
         [("yes", "已验签"), ("no", "未验签")].map(|(v, l)| (v.to_string(), l.to_string()));
     let page_view = PayLogPage {
-        layout: layout(&state, &who, None).await?,
+        layout: layout(&state, &who, NavSection::Paylog, None).await?,
         filter: Form {
             values: q.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             errors: BTreeMap::new(),

@@ -10,7 +10,7 @@ use crate::models::now;
 use crate::models::product::{self, NewProduct, ProductChanges};
 use crate::services::ServiceError;
 use crate::startup::AppState;
-use crate::views::admin::{AdminProductRow, ProductFormPage, ProductsPage};
+use crate::views::admin::{AdminProductRow, NavSection, ProductFormPage, ProductsPage};
 use crate::views::Form;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -21,11 +21,12 @@ async fn list_page(
     state: &AppState,
     who: &Admin,
     stock_error: Option<String>,
+    flash: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let all = db(state, |c| Ok(product::all(c)?)).await?;
     let page = ProductsPage {
-        layout: layout(state, who, None).await?,
+        layout: layout(state, who, NavSection::Products, flash).await?,
         products: all
             .into_iter()
             .map(|p| AdminProductRow {
@@ -42,8 +43,31 @@ async fn list_page(
     render_status(state, &page, status)
 }
 
-pub async fn list(state: web::Data<AppState>, who: Admin) -> Result<HttpResponse, PageError> {
-    list_page(&state, &who, None, StatusCode::OK).await
+#[derive(Deserialize)]
+pub struct SavedQuery {
+    done: Option<String>,
+}
+
+/// The confirmation shown after a save (`?done=…` on the redirect).
+fn saved_message(code: &str) -> Option<String> {
+    Some(
+        match code {
+            "created" => "商品已创建",
+            "saved" => "商品已保存",
+            "stock" => "库存已更新",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    who: Admin,
+    q: web::Query<SavedQuery>,
+) -> Result<HttpResponse, PageError> {
+    let flash = q.done.as_deref().and_then(saved_message);
+    list_page(&state, &who, None, flash, StatusCode::OK).await
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -141,7 +165,7 @@ async fn form_page(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let page = ProductFormPage {
-        layout: layout(state, who, None).await?,
+        layout: layout(state, who, NavSection::Products, None).await?,
         title: if id.is_some() {
             "编辑商品"
         } else {
@@ -206,7 +230,7 @@ pub async fn create(
                 Ok(())
             })
             .await?;
-            Ok(see_other("/admin/products"))
+            Ok(see_other("/admin/products?done=created"))
         }
         Err(errors) => {
             let f = Form {
@@ -279,7 +303,7 @@ pub async fn update(
             if !found {
                 return Err(PageError::not_found("商品不存在"));
             }
-            Ok(see_other("/admin/products"))
+            Ok(see_other("/admin/products?done=saved"))
         }
         Err(errors) => {
             let f = Form {
@@ -317,17 +341,19 @@ pub async fn stock(
             &state,
             &who,
             Some(format!("商品 {id}：库存变化须为非零整数，如 +10 或 -3")),
+            None,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
     };
     if db(&state, move |c| Ok(product::adjust_stock(c, id, delta)?)).await? {
-        return Ok(see_other("/admin/products"));
+        return Ok(see_other("/admin/products?done=stock"));
     }
     list_page(
         &state,
         &who,
         Some(format!("商品 {id}：库存不足，无法减少 {}", -delta)),
+        None,
         StatusCode::CONFLICT,
     )
     .await
