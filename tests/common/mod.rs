@@ -66,12 +66,24 @@ pub fn fresh_database_url() -> String {
         Backend::Postgres => {
             #[cfg(feature = "postgres")]
             {
-                let mut c = diesel::PgConnection::establish(&base).expect("connect to PostgreSQL");
+                let mut c = diesel::PgConnection::establish(&without_tls(&base))
+                    .expect("connect to PostgreSQL");
                 c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
             }
-            replace_db_name(&base, &name)
+            without_tls(&replace_db_name(&base, &name))
         }
     }
+}
+
+/// The local test server needs no TLS, and leaving it off keeps OpenSSL's exit-time cleanup
+/// from racing server threads that still hold TLS connections when a test binary exits
+/// (seen once as "double free or corruption" after every test had passed).
+fn without_tls(url: &str) -> String {
+    if url.contains("sslmode=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}sslmode=disable")
 }
 
 fn replace_db_name(url: &str, name: &str) -> String {
