@@ -39,14 +39,7 @@ async fn scan(app: &TestApp, order_no: &str) -> (u16, String) {
 }
 
 async fn control(app: &TestApp, path: &str, body: Value) {
-    let res = app
-        .api
-        .post(format!("{}/sandbox/control/{path}", app.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204, "{path}");
+    app.sandbox_control(path, body).await;
 }
 
 /// The refunds the platform holds for a trade.

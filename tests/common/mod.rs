@@ -360,14 +360,20 @@ impl TestApp {
     }
 
     pub async fn set_faults(&self, rule: Value) {
+        self.sandbox_control("faults", rule).await;
+    }
+
+    /// POSTs a command to the sandbox's control API (`faults`, `clock`, `forget`…); it
+    /// answers 204.
+    pub async fn sandbox_control(&self, path: &str, body: Value) {
         let res = self
             .api
-            .post(format!("{}/sandbox/control/faults", self.url))
-            .json(&rule)
+            .post(format!("{}/sandbox/control/{path}", self.url))
+            .json(&body)
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 204);
+        assert_eq!(res.status(), 204, "{path}");
     }
 
     pub async fn deliveries(&self, out_trade_no: &str) -> Vec<Value> {
