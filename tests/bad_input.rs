@@ -12,7 +12,6 @@ use common::{
 };
 use diesel::prelude::*;
 use jiesuan::models::pay::PayLog;
-use jiesuan::payment::pingpp::sign as pp_sign;
 use jiesuan::payment::wechat::refund::encrypt_req_info;
 use jiesuan::payment::wechat::xml::parse;
 use serde_json::{json, Value};
@@ -60,15 +59,6 @@ async fn native_order(app: &TestApp, code: &str) -> (i32, String, i64) {
     assert_eq!(res.status(), 200);
     let attempt = app.attempts(id).pop().unwrap();
     (id, attempt.out_trade_no, attempt.amount)
-}
-
-fn pingpp_signed(body: &str) -> String {
-    let pem = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/keys/sandbox/pingpp_platform_private.pem"
-    ))
-    .unwrap();
-    pp_sign::sign(&pp_sign::private_key(&pem).unwrap(), body.as_bytes()).unwrap()
 }
 
 async fn pingpp_webhook(app: &TestApp, body: impl Into<Vec<u8>>, sig: String) -> u16 {
@@ -267,7 +257,7 @@ async fn notifications_with_a_nul_byte_are_refused_and_logged_without_it() {
     let good = pingpp_event(&app, "P2026112300000101");
     let with_nul = good.replacen('{', "{\0", 1);
     assert_eq!(
-        pingpp_webhook(&app, with_nul.clone(), pingpp_signed(&with_nul)).await,
+        pingpp_webhook(&app, with_nul.clone(), common::pingpp_signature(&with_nul)).await,
         400
     );
     let log = last_log(&app);
@@ -279,7 +269,7 @@ async fn notifications_with_a_nul_byte_are_refused_and_logged_without_it() {
     // Escaped in JSON, the NUL reaches a field only after the signature was checked.
     let escaped = pingpp_event(&app, "P20261123\u{0}0101");
     assert_eq!(
-        pingpp_webhook(&app, escaped.clone(), pingpp_signed(&escaped)).await,
+        pingpp_webhook(&app, escaped.clone(), common::pingpp_signature(&escaped)).await,
         400
     );
     assert_eq!(last_log(&app).outcome, "bad_out_trade_no");
@@ -330,7 +320,7 @@ async fn over_long_identifiers_get_a_fail_reply_and_a_log_row_cut_to_the_column(
 
     let event = pingpp_event(&app, &long);
     assert_eq!(
-        pingpp_webhook(&app, event.clone(), pingpp_signed(&event)).await,
+        pingpp_webhook(&app, event.clone(), common::pingpp_signature(&event)).await,
         400
     );
     let log = last_log(&app);

@@ -446,16 +446,7 @@ async fn a_refund_webhook_of_the_other_mode_changes_nothing() {
         "request": null, "pending_webhooks": 0
     })
     .to_string();
-    let key = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/keys/sandbox/pingpp_platform_private.pem"
-    ))
-    .unwrap();
-    let sig = jiesuan::payment::pingpp::sign::sign(
-        &jiesuan::payment::pingpp::sign::private_key(&key).unwrap(),
-        event.as_bytes(),
-    )
-    .unwrap();
+    let sig = common::pingpp_signature(&event);
     let res = app
         .api
         .post(format!("{}/home/notify/pingpp", app.url))

@@ -17,15 +17,6 @@ async fn scan(app: &TestApp, order_no: &str, ua: &str) -> String {
     to
 }
 
-fn platform_key() -> sign::RsaPrivateKey {
-    let pem = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/keys/sandbox/pingpp_platform_private.pem"
-    ))
-    .unwrap();
-    sign::private_key(&pem).unwrap()
-}
-
 /// A `charge.succeeded` event for the attempt's charge, as Ping++ would send it.
 async fn event_for(app: &TestApp, order_id: i32, edit: impl Fn(&mut Value)) -> String {
     let attempt = app.attempts(order_id).pop().unwrap();
@@ -66,7 +57,7 @@ async fn webhook(app: &TestApp, body: &str, signature: Option<String>) -> u16 {
 }
 
 fn signed(body: &str) -> Option<String> {
-    Some(sign::sign(&platform_key(), body.as_bytes()).unwrap())
+    Some(common::pingpp_signature(body))
 }
 
 /// A PC shopper with an order and a charge created by scanning: (order id, order no).

@@ -731,3 +731,14 @@ pub fn capture_logs() {
 pub fn log_lines() -> Vec<String> {
     LOG_LINES.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
+
+/// `X-Pingplusplus-Signature` of `body` as the sandbox's Ping++ platform key signs it.
+pub fn pingpp_signature(body: &str) -> String {
+    use jiesuan::payment::pingpp::sign;
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/keys/sandbox/pingpp_platform_private.pem"
+    ))
+    .unwrap();
+    sign::sign(&sign::private_key(&pem).unwrap(), body.as_bytes()).unwrap()
+}
