@@ -3,8 +3,10 @@
 use crate::assets::{self, AssetError, StaticFiles};
 use crate::config::{Config, PayMode};
 use crate::db::{self, Db, Pool};
+use crate::payment::pingpp::connector::PingppConnector;
 use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};
 use crate::payment::pingpp::{sign as pp_sign, Pingpp};
+use crate::payment::wechat::connector::WechatV2;
 use crate::payment::wechat::{SignType, WxPay};
 use crate::sandbox::Sandbox;
 use crate::services::gateway::Gateway;
@@ -93,26 +95,34 @@ impl AppState {
         let pp = &self.config.pingpp;
         Gateway {
             db: self.db.clone(),
-            wxpay: WxPay {
-                http: self.http.clone(),
-                base: self.platform_base(&wx.pay_base, "/wxpay", "https://api.mch.weixin.qq.com"),
-                appid: wx.appid.clone(),
-                mch_id: wx.mch_id.clone(),
-                key: wx.api_key.clone(),
-                sign_type: SignType::Md5,
-                cert_http: self.wechat_cert_http.clone(),
+            wechat: WechatV2 {
+                pay: WxPay {
+                    http: self.http.clone(),
+                    base: self.platform_base(
+                        &wx.pay_base,
+                        "/wxpay",
+                        "https://api.mch.weixin.qq.com",
+                    ),
+                    appid: wx.appid.clone(),
+                    mch_id: wx.mch_id.clone(),
+                    key: wx.api_key.clone(),
+                    sign_type: SignType::Md5,
+                    cert_http: self.wechat_cert_http.clone(),
+                },
+                notify_url: format!("{}/api/v1/pay/notify", self.public_url),
+                refund_notify_url: format!("{}/api/v1/pay/refund_notify", self.public_url),
+                server_ip: self.config.server_ipv4().to_string(),
             },
-            pingpp: Pingpp {
-                http: self.http.clone(),
-                base: self.platform_base(&pp.api_base, "/pingpp", "https://api.pingxx.com"),
-                secret_key: pp.secret_key.clone(),
-                merchant_key: self.merchant_key.clone(),
+            pingpp: PingppConnector {
+                client: Pingpp {
+                    http: self.http.clone(),
+                    base: self.platform_base(&pp.api_base, "/pingpp", "https://api.pingxx.com"),
+                    secret_key: pp.secret_key.clone(),
+                    merchant_key: self.merchant_key.clone(),
+                },
+                app_id: pp.app_id.clone(),
+                livemode: self.config.pay_mode == PayMode::Live,
             },
-            pingpp_app_id: pp.app_id.clone(),
-            wechat_notify_url: format!("{}/api/v1/pay/notify", self.public_url),
-            wechat_refund_notify_url: format!("{}/api/v1/pay/refund_notify", self.public_url),
-            server_ip: self.config.server_ipv4().to_string(),
-            livemode: self.config.pay_mode == PayMode::Live,
             metrics: self.metrics.clone(),
         }
     }

@@ -138,7 +138,8 @@ async fn the_sandbox_refuses_payment_windows_the_platforms_refuse() {
         time_expire: Some(expire),
     };
     match gw
-        .wxpay
+        .wechat
+        .pay
         .unified_order(&order("WINDOW0001", beijing(3)))
         .await
     {
@@ -149,7 +150,8 @@ async fn the_sandbox_refuses_payment_windows_the_platforms_refuse() {
         other => panic!("a 3-minute window must be refused: {other:?}"),
     }
     assert!(gw
-        .wxpay
+        .wechat
+        .pay
         .unified_order(&order("WINDOW0002", beijing(6)))
         .await
         .is_ok());
@@ -389,7 +391,7 @@ async fn a_live_shop_refuses_a_test_mode_charge_found_by_query() {
     app.sandbox_pay(json!({ "charge_id": a.provider_ref.clone().unwrap() }))
         .await;
     let mut live = app.state.gateway();
-    live.livemode = true;
+    live.pingpp.livemode = true;
     assert!(live.query_attempt(&a).await.is_err());
     assert_eq!(order_status(&app, id), 1, "a test charge paid nothing");
     assert!(app

@@ -420,7 +420,7 @@ async fn pre_order_checks_owner_and_expiry() {
 async fn the_sandbox_keeps_out_trade_no_unique_like_wechat() {
     use jiesuan::payment::wechat::{TradeType, UnifiedOrder, WxError};
     let app = TestApp::spawn().await;
-    let wx = app.state.gateway().wxpay;
+    let wx = app.state.gateway().wechat.pay;
     let order = |fee: i64| UnifiedOrder {
         body: "结算商城-测试".into(),
         out_trade_no: "SANDBOXUNIQ0101".into(),
@@ -462,7 +462,7 @@ async fn the_sandbox_wants_an_openid_of_its_appid_and_an_ipv4_spbill_create_ip()
     use jiesuan::payment::wechat::{TradeType, UnifiedOrder, WxError};
     let app = TestApp::spawn().await;
     app.token("jsapi-user").await;
-    let wx = app.state.gateway().wxpay;
+    let wx = app.state.gateway().wechat.pay;
     let order = |no: &str, openid: &str, ip: &str| UnifiedOrder {
         body: "结算商城-测试".into(),
         out_trade_no: no.into(),

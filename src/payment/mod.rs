@@ -1,5 +1,6 @@
 //! Payment platforms' wire formats, signing and clients. May import domain and config.
 
+pub mod connector;
 pub mod pingpp;
 pub mod wechat;
 

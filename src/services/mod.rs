@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod notify;
 pub mod order;
 pub mod pay;
+pub mod refund;
 pub mod seed;
 
 use std::collections::BTreeMap;

@@ -351,47 +351,6 @@ pub fn pingpp(
     Notified::applied(conn, reply(&applied), &proof, &applied)
 }
 
-/// Completes a refund the platform reports done, exactly once: the log row with
-/// `dedupe_key` first (a duplicate rolls back on the unique index), then the refund and the
-/// order. True when this call completed it.
-pub fn apply_refund(
-    conn: &mut Conn,
-    refund: &crate::models::refund::Refund,
-    provider_ref: &str,
-    dedupe_key: &str,
-    entry: &LogEntry,
-    out_trade_no: &str,
-    reply: &str,
-) -> Result<bool, ServiceError> {
-    use crate::models::pay as pay_rows;
-    let actor = format!("{} {}", entry.provider, entry.kind);
-    let row = |outcome: &str, key: Option<&str>| {
-        entry.row(
-            Some(out_trade_no),
-            Some(refund.order_id),
-            key,
-            outcome,
-            reply,
-        )
-    };
-    let result = crate::db::write_tx(conn, |c| -> Result<bool, ServiceError> {
-        pay_rows::insert_log(c, &row("refund_processing", Some(dedupe_key)))?;
-        let done = super::lifecycle::complete_refund_in(c, refund, provider_ref, &actor)?;
-        let outcome = if done { "refunded" } else { "refund_duplicate" };
-        pay_rows::finish_log(c, dedupe_key, outcome, reply)?;
-        Ok(done)
-    });
-    match result {
-        Err(ServiceError::Db(e)) if crate::db::is_unique_violation(&e) => {
-            crate::db::write_tx(conn, |c| {
-                pay_rows::insert_log(c, &row("refund_duplicate", None))
-            })?;
-            Ok(false)
-        }
-        other => other,
-    }
-}
-
 /// Handles WeChat's refund notification (`req_info` encrypted, no `sign`); the XML reply.
 pub fn wechat_refund(
     conn: &mut Conn,
@@ -440,12 +399,12 @@ pub fn wechat_refund(
     {
         return reject(conn, true, Some(&no), outcome, &reason);
     }
-    let Some(refund) = super::lifecycle::refund_by_no(conn, &out_refund_no)? else {
+    let Some(refund) = super::refund::refund_by_no(conn, &out_refund_no)? else {
         return reject(conn, true, Some(&no), "unknown_refund", "退款单不存在");
     };
     // Decrypting proves it came from WeChat; the content must still be about this refund:
     // its own trade, and no more money than was asked for.
-    let attempt = super::lifecycle::refund_attempt(conn, &refund)?;
+    let attempt = super::refund::refund_attempt(conn, &refund)?;
     if attempt.out_trade_no != no {
         return reject(
             conn,
@@ -473,11 +432,7 @@ pub fn wechat_refund(
     if status != "SUCCESS" {
         // REFUNDCLOSE or CHANGE: settled by hand in the merchant platform; never refunded
         // again automatically.
-        super::lifecycle::refund_abnormal(
-            conn,
-            refund.id,
-            &format!("微信退款 {status}，需人工处理"),
-        )?;
+        super::refund::refund_abnormal(conn, refund.id, &format!("微信退款 {status}，需人工处理"))?;
         let outcome = format!("refund_{}", status.to_lowercase());
         pay::log_only(conn, &entry, Some(&no), &outcome, &reply)?;
         return Ok(Notified::new(
@@ -488,8 +443,7 @@ pub fn wechat_refund(
             &outcome,
         ));
     }
-    let key = format!("wechat-refund:{refund_id}");
-    let done = apply_refund(conn, &refund, &refund_id, &key, &entry, &no, &reply)?;
+    let done = super::refund::apply_refund(conn, &refund, &refund_id, &entry, &no, &reply)?;
     let outcome = if done { "refunded" } else { "refund_duplicate" };
     Ok(Notified::new(
         reply,
@@ -533,9 +487,9 @@ fn pingpp_refund(
         pay::log_only(conn, &entry, Some(&no), outcome, &reply)?;
         return Ok(done(400, &reply, Some(&no), outcome));
     }
-    let found = match super::lifecycle::refund_by_no(conn, &out_refund_no)? {
+    let found = match super::refund::refund_by_no(conn, &out_refund_no)? {
         Some(r) => {
-            let charge = super::lifecycle::refund_attempt(conn, &r)?.provider_ref;
+            let charge = super::refund::refund_attempt(conn, &r)?.provider_ref;
             (r.amount == refund.amount && charge.as_deref() == Some(refund.charge.as_str()))
                 .then_some(r)
         }
@@ -560,8 +514,7 @@ fn pingpp_refund(
         pay::log_only(conn, &entry, Some(&no), "refund_not_succeeded", "success")?;
         return Ok(done(200, "success", Some(&no), "refund_not_succeeded"));
     }
-    let key = format!("pingpp-refund:{}", refund.id);
-    let applied = apply_refund(conn, &ours, &refund.id, &key, &entry, &no, "success")?;
+    let applied = super::refund::apply_refund(conn, &ours, &refund.id, &entry, &no, "success")?;
     let outcome = if applied {
         "refunded"
     } else {

@@ -679,8 +679,8 @@ pub fn refund_request(
     order_id: i32,
     fen: i64,
     out_refund_no: &str,
-) -> jiesuan::services::lifecycle::RefundRequest {
-    jiesuan::services::lifecycle::RefundRequest {
+) -> jiesuan::services::refund::RefundRequest {
+    jiesuan::services::refund::RefundRequest {
         order_id,
         amount: jiesuan::domain::Money::from_fen(fen),
         reason: "测试退款".into(),

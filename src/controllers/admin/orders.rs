@@ -9,7 +9,8 @@ use crate::controllers::{csrf_form, db, render, render_status, see_other};
 use crate::domain::{format_shanghai, AttemptStatus, Channel, Money, OrderStatus, RefundStatus};
 use crate::models::pay::PayLog;
 use crate::services::admin::{self, OrderFilter, OrderHistory};
-use crate::services::lifecycle::{RefundRequest, ShipRequest};
+use crate::services::lifecycle::ShipRequest;
+use crate::services::refund::{self, RefundRequest};
 use crate::services::{lifecycle, order as orders, ServiceError};
 use crate::startup::AppState;
 use crate::views::admin::{
@@ -351,10 +352,10 @@ fn timeline(h: &OrderHistory) -> Vec<TimelineEntry> {
 }
 
 fn refundable(h: &OrderHistory) -> Money {
-    let Some(paid) = lifecycle::paying_attempt(&h.order, &h.attempts) else {
+    let Some(paid) = refund::paying_attempt(&h.order, &h.attempts) else {
         return Money::from_fen(0);
     };
-    Money::from_fen((paid.amount - lifecycle::held_by_refunds(&h.refunds, paid)).max(0))
+    Money::from_fen((paid.amount - refund::held_by_refunds(&h.refunds, paid)).max(0))
 }
 
 /// The order page's two forms as typed (after a refused POST), or empty.

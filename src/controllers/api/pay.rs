@@ -6,7 +6,6 @@ use crate::controllers::db;
 use crate::controllers::error::ApiError;
 use crate::controllers::session::ApiUser;
 use crate::domain::Channel;
-use crate::payment::wechat::TradeType;
 use crate::services::pay::OrderRef;
 use crate::services::{account, ServiceError};
 use crate::startup::AppState;
@@ -49,19 +48,21 @@ pub async fn pre_order(
     let open_id = openid(&state, uid).await?;
     let gw = state.gateway();
     let prepared = gw
-        .wechat_prepay(
+        .prepare(
             OrderRef::Owned {
                 user_id: uid,
                 order_id: id,
             },
-            TradeType::Jsapi,
+            Channel::WxJsapi,
             Some(open_id),
             crate::controllers::client_ip(&state, &req),
         )
         .await?;
     let p = gw
-        .wxpay
-        .jsapi_params(&prepared.prepay_id, chrono::Utc::now().timestamp());
+        .launch(&prepared, chrono::Utc::now().timestamp())
+        .ok_or_else(|| {
+            ServiceError::Internal("a JSAPI payment without launch parameters".into())
+        })?;
     Ok(HttpResponse::Ok().json(json!({
         "timeStamp": p.time_stamp,
         "nonceStr": p.nonce_str,
@@ -82,18 +83,18 @@ pub async fn native(
     let id = order_id(&body)?;
     let prepared = state
         .gateway()
-        .wechat_prepay(
+        .prepare(
             OrderRef::Owned {
                 user_id: uid,
                 order_id: id,
             },
-            TradeType::Native,
+            Channel::WxNative,
             None,
             crate::controllers::client_ip(&state, &req),
         )
         .await?;
     Ok(HttpResponse::Ok().json(json!({
-        "code_url": prepared.code_url,
+        "code_url": prepared.created.credential,
         "out_trade_no": prepared.attempt.out_trade_no,
     })))
 }
@@ -121,21 +122,21 @@ pub async fn pingpp(
         _ => return Err(ServiceError::field("channel", "channel 只能是 wx_lite").into()),
     };
     let open_id = openid(&state, uid).await?;
-    let (_, reply) = state
+    let prepared = state
         .gateway()
-        .pingpp_charge(
+        .prepare(
             OrderRef::Owned {
                 user_id: uid,
                 order_id: id,
             },
             channel,
-            crate::controllers::client_ip(&state, &req),
             Some(open_id),
+            crate::controllers::client_ip(&state, &req),
         )
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(reply.raw))
+        .body(prepared.created.raw))
 }
 
 /// The client says it paid: ask the gateway (the client's word is never proof).

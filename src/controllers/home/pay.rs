@@ -8,7 +8,6 @@ use crate::controllers::{db, layout, render};
 use crate::domain::{format_shanghai, Channel, Money, OrderStatus};
 use crate::models::order as order_rows;
 use crate::models::Order;
-use crate::payment::wechat::TradeType;
 use crate::services::pay::OrderRef;
 use crate::startup::AppState;
 use crate::views::{PayResultPage, Polling, ScanPromptPage, WxNativePage};
@@ -145,16 +144,19 @@ pub async fn qrpay(
             );
         }
     };
-    let (_, reply) = state
+    let prepared = state
         .gateway()
-        .pingpp_charge(
+        .prepare(
             OrderRef::ByNo(o.order_no.clone()),
             channel,
-            crate::controllers::client_ip(&state, &req),
             None,
+            crate::controllers::client_ip(&state, &req),
         )
         .await?;
-    let target = reply.charge.credential[channel.as_str()]
+    let credential: serde_json::Value =
+        serde_json::from_str(prepared.created.credential.as_deref().unwrap_or("null"))
+            .unwrap_or_default();
+    let target = credential[channel.as_str()]
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| PageError::internal("charge without a QR credential"))?;
@@ -258,7 +260,7 @@ pub async fn payresult(
     let refunded = if state_name == "refunded" {
         let id = o.id;
         db(&state, move |c| {
-            crate::services::lifecycle::refunded_total(c, id)
+            crate::services::refund::refunded_total(c, id)
         })
         .await?
         .to_string()
@@ -308,17 +310,17 @@ pub async fn wxpay(
     .await?;
     let prepared = state
         .gateway()
-        .wechat_prepay(
+        .prepare(
             OrderRef::Owned {
                 user_id: uid,
                 order_id: o.id,
             },
-            TradeType::Native,
+            Channel::WxNative,
             None,
             crate::controllers::client_ip(&state, &req),
         )
         .await?;
-    let code_url = prepared.code_url.unwrap_or_default();
+    let code_url = prepared.created.credential.unwrap_or_default();
     let phone_url = state.sandbox.as_ref().map(|_| {
         let q = serde_urlencoded::to_string([("code_url", code_url.as_str())]).unwrap_or_default();
         format!("{}/wxpay/phone?{q}", state.sandbox_url())

@@ -1,6 +1,7 @@
 //! Ping++: charges through one aggregated gateway (WeChat and Alipay), RSA-signed webhooks.
 
 pub mod client;
+pub mod connector;
 pub mod objects;
 pub mod sign;
 

@@ -4,10 +4,10 @@
 use super::sign::{sign, verify, Params, SignType};
 use super::xml::{parse, to_xml, MAX_BODY};
 use crate::config::Redacted;
+use crate::payment::connector::JsapiLaunch;
 use crate::payment::transport_error;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
-use serde::Serialize;
 
 /// Merchant credentials and where the API lives.
 #[derive(Clone)]
@@ -87,18 +87,6 @@ pub enum WxError {
         desc: String,
         response: String,
     },
-}
-
-/// Parameters for `wx.requestPayment` / `getBrandWCPayRequest`, keys exactly as WeChat wants.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct JsapiParams {
-    pub app_id: String,
-    pub time_stamp: String,
-    pub nonce_str: String,
-    pub package: String,
-    pub sign_type: String,
-    pub pay_sign: String,
 }
 
 pub fn nonce() -> String {
@@ -223,7 +211,7 @@ impl WxPay {
     }
 
     /// The five signed keys for `wx.requestPayment`; `timeStamp` is a string.
-    pub fn jsapi_params(&self, prepay_id: &str, timestamp: i64) -> JsapiParams {
+    pub fn jsapi_params(&self, prepay_id: &str, timestamp: i64) -> JsapiLaunch {
         let mut p = params([
             ("appId", self.appid.clone()),
             ("timeStamp", timestamp.to_string()),
@@ -233,7 +221,7 @@ impl WxPay {
         ]);
         let pay_sign = sign(&p, &self.key, self.sign_type);
         let mut take = |k: &str| p.remove(k).unwrap_or_default();
-        JsapiParams {
+        JsapiLaunch {
             app_id: take("appId"),
             time_stamp: take("timeStamp"),
             nonce_str: take("nonceStr"),

@@ -1,11 +1,12 @@
 //! WeChat: the mini-program login and WeChat Pay v2 (XML, MD5/HMAC-SHA256 signatures).
 
 pub mod client;
+pub mod connector;
 pub mod login;
 pub mod notify;
 pub mod refund;
 pub mod sign;
 pub mod xml;
 
-pub use client::{Exchange, JsapiParams, TradeType, UnifiedOrder, WxError, WxPay};
+pub use client::{Exchange, TradeType, UnifiedOrder, WxError, WxPay};
 pub use sign::{Params, SignType};

@@ -1,0 +1,97 @@
+//! Talking to the payment platforms, in the order that keeps the books right: record the
+//! intent and commit, call the platform with no transaction open, record the result. The
+//! only async part of the service layer; every database step is a synchronous service call
+//! on the blocking pool. Platforms are reached through `payment::connector::Connector`,
+//! picked in one place (`Gateway::connector`); the flows are split by what they do:
+//! `create`, `query` (and the sweeps), `close`, and refunds in `services::refund`.
+
+mod close;
+mod create;
+mod query;
+
+pub use create::Prepared;
+
+use super::pay::{self, LogEntry};
+use super::{run, ServiceError};
+use crate::db::Db;
+use crate::domain::{Channel, Money, Provider};
+use crate::models::pay::PayAttempt;
+use crate::payment::connector::{Connector, Trade};
+use crate::payment::pingpp::connector::PingppConnector;
+use crate::payment::wechat::connector::WechatV2;
+
+/// Everything needed to reach the platforms.
+#[derive(Clone)]
+pub struct Gateway {
+    pub db: Db,
+    pub wechat: WechatV2,
+    pub pingpp: PingppConnector,
+    /// Counts the payments the query door applies.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+/// A pay_log row for a call the shop made.
+pub(crate) fn outbound(provider: Provider, kind: &'static str, body: String) -> LogEntry {
+    LogEntry {
+        provider,
+        kind,
+        raw_body: body,
+        headers: String::new(),
+        remote_addr: String::new(),
+        verified: true,
+    }
+}
+
+/// At most `n` characters (pay_log outcomes are 64).
+pub(crate) fn clip(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// An attempt as its connector sees it.
+pub(crate) fn trade(a: &PayAttempt) -> Trade {
+    Trade {
+        channel: Channel::parse(&a.channel),
+        out_trade_no: a.out_trade_no.clone(),
+        provider_ref: a.provider_ref.clone(),
+        credential: a.credential.clone(),
+        amount: Money::from_fen(a.amount),
+    }
+}
+
+impl Gateway {
+    /// The one dispatch point: the platform that serves `provider`.
+    pub fn connector(&self, provider: Provider) -> &dyn Connector {
+        match provider {
+            Provider::Wechat => &self.wechat,
+            Provider::Pingpp => &self.pingpp,
+        }
+    }
+
+    /// The connector of an attempt, by the provider recorded on it (an attempt stays with
+    /// the platform that created it, whatever the configuration says today).
+    pub(crate) fn connector_of(
+        &self,
+        a: &PayAttempt,
+    ) -> Result<(Provider, &dyn Connector), ServiceError> {
+        let provider = Provider::parse(&a.provider)
+            .ok_or_else(|| ServiceError::Internal(format!("provider {}", a.provider)))?;
+        Ok((provider, self.connector(provider)))
+    }
+
+    /// The platform that takes new payments on `channel`.
+    pub fn provider_for(&self, channel: Channel) -> Provider {
+        channel.provider()
+    }
+
+    pub(crate) async fn log(
+        &self,
+        entry: LogEntry,
+        out_trade_no: String,
+        outcome: String,
+    ) -> Result<(), ServiceError> {
+        run(&self.db, move |c| {
+            pay::log_only(c, &entry, Some(&out_trade_no), &outcome, "")
+        })
+        .await
+    }
+}
