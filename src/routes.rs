@@ -68,6 +68,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                     "/wxapi/sns/jscode2session",
                     web::get().to(sandbox::jscode2session),
                 )
+                .route(
+                    "/wxapi/cgi-bin/stable_token",
+                    web::post().to(sandbox::stable_token),
+                )
+                .route(
+                    "/wxapi/wxa/sec/order/upload_shipping_info",
+                    web::post().to(sandbox::upload_shipping_info),
+                )
                 .route("/wxpay/pay/{action}", web::post().to(sandbox::wxpay_api))
                 .route(
                     "/wxpay/secapi/pay/refund",
@@ -106,7 +114,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                 .route("/control/deliveries", web::get().to(sandbox::deliveries))
                 .route("/control/refunds", web::get().to(sandbox::refunds))
                 .route("/control/clock", web::post().to(sandbox::advance_clock))
-                .route("/control/forget", web::post().to(sandbox::forget)),
+                .route("/control/forget", web::post().to(sandbox::forget))
+                .route("/control/shipping", web::get().to(sandbox::shipping))
+                .route("/control/tokens", web::get().to(sandbox::tokens))
+                .route(
+                    "/control/revoke_tokens",
+                    web::post().to(sandbox::revoke_tokens),
+                ),
         );
     }
     cfg.service(

@@ -7,6 +7,7 @@ use crate::payment::pingpp::connector::PingppConnector;
 use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};
 use crate::payment::pingpp::{sign as pp_sign, Pingpp};
 use crate::payment::wechat::connector::WechatV2;
+use crate::payment::wechat::shipping::MiniProgramApi;
 use crate::payment::wechat::{SignType, WxPay};
 use crate::sandbox::Sandbox;
 use crate::services::gateway::Gateway;
@@ -122,6 +123,12 @@ impl AppState {
                 },
                 app_id: pp.app_id.clone(),
                 livemode: self.config.pay_mode == PayMode::Live,
+            },
+            mini: MiniProgramApi {
+                http: self.http.clone(),
+                base: self.wechat_login_base(),
+                appid: wx.appid.clone(),
+                secret: wx.app_secret.clone(),
             },
             metrics: self.metrics.clone(),
         }

@@ -41,6 +41,7 @@ async fn two_instances_on_one_database_run_each_job_once_per_interval() {
             jiesuan::jobs::CALLBACK_HEALTH,
             jiesuan::jobs::RECONCILIATION_SWEEP,
             jiesuan::jobs::REFUND_SWEEP,
+            jiesuan::jobs::SHIPPING_UPLOAD,
             jiesuan::jobs::TIMEOUT_CLOSE,
         ]
     );
@@ -67,7 +68,7 @@ async fn two_instances_on_one_database_run_each_job_once_per_interval() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let doc = html(&res.text().await.unwrap());
-    assert_eq!(count_matches(&doc, "#jobs .job-row"), 4);
+    assert_eq!(count_matches(&doc, "#jobs .job-row"), 5);
     let sel =
         scraper::Selector::parse("#jobs .job-row[data-job=timeout_close] .job-outcome").unwrap();
     let outcome: String = doc.select(&sel).next().unwrap().text().collect();

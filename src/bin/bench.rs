@@ -246,8 +246,11 @@ fn orders_with_attempts(
         let (_, a) = pay::start_attempt(
             &mut c,
             &OrderRef::ByNo(placed.order_no.clone()),
-            channel,
-            Some("MD5"),
+            pay::Via {
+                channel,
+                provider: channel.provider(),
+                sign_type: Some("MD5"),
+            },
         )
         .map_err(|e| e.to_string())?;
         out.push((a.out_trade_no, a.amount, placed.order_no));

@@ -6,7 +6,7 @@ use super::error::PageError;
 use super::render;
 use crate::domain::Money;
 use crate::sandbox::pingpp::RequestAuth;
-use crate::sandbox::{wxlogin, FaultRule, Sandbox};
+use crate::sandbox::{wxa, wxlogin, FaultRule, Sandbox};
 use crate::startup::AppState;
 use crate::views::SandboxPhonePage;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -41,6 +41,50 @@ pub async fn jscode2session(
     let answer = wxlogin::jscode2session(&mut sb.state(), &app, &exchange, now);
     // WeChat answers 200 with errcode in the body, whatever went wrong.
     Ok(HttpResponse::Ok().json(answer))
+}
+
+/// `POST /sandbox/wxapi/cgi-bin/stable_token`.
+pub async fn stable_token(
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let now = sb.now();
+    Ok(HttpResponse::Ok().json(wxa::stable_token(&sb, &body, now)))
+}
+
+/// `POST /sandbox/wxapi/wxa/sec/order/upload_shipping_info?access_token=…`.
+pub async fn upload_shipping_info(
+    state: web::Data<AppState>,
+    q: web::Query<HashMap<String, String>>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let now = sb.now();
+    let token = q
+        .get("access_token")
+        .map(String::as_str)
+        .unwrap_or_default();
+    Ok(HttpResponse::Ok().json(wxa::upload_shipping_info(&sb, token, &body, now)))
+}
+
+/// `GET /sandbox/control/shipping`: the uploads WeChat accepted.
+pub async fn shipping(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let list: Vec<wxa::Shipped> = sb.state().wxa.shipped.values().cloned().collect();
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `GET /sandbox/control/tokens`: how many access_tokens were issued and are held.
+pub async fn tokens(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let issued = sandbox(&state)?.state().wxa.tokens.len();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "issued": issued })))
+}
+
+/// `POST /sandbox/control/revoke_tokens`: every access_token dies now.
+pub async fn revoke_tokens(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    wxa::revoke_tokens(&mut sandbox(&state)?.state());
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Deserialize)]

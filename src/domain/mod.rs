@@ -10,7 +10,7 @@ mod status;
 pub use ids::{OrderId, OrderNo, ProductId, UserId};
 pub use money::{Money, MoneyError};
 pub use order_no::generate_order_no;
-pub use payment::{AttemptStatus, Channel, Provider, RefundStatus};
+pub use payment::{AttemptStatus, Channel, Provider, RefundStatus, CARRIERS};
 pub use status::{OrderStatus, Scope, UnknownStatus};
 
 /// China Standard Time has had no daylight saving since 1991: a fixed +08:00 offset is exact.

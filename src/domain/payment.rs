@@ -230,6 +230,14 @@ impl Channel {
         }
     }
 
+    /// Paid inside the mini-program (its JSAPI payments, Ping++ `wx_lite`): WeChat's
+    /// 发货信息管理 holds the merchant's money for such an order until its parcel is
+    /// reported. (`wx_jsapi` is the mini-program's: the shop has no Official Account
+    /// JSAPI payment of its own.)
+    pub const fn in_mini_program(self) -> bool {
+        matches!(self, Channel::WxJsapi | Channel::WxLite)
+    }
+
     /// The pay name shown to shoppers and stored on the order.
     pub const fn pay_name(self) -> &'static str {
         match self {
@@ -248,6 +256,19 @@ impl fmt::Display for Channel {
         f.write_str(self.as_str())
     }
 }
+
+/// The carriers an admin can pick when shipping.
+pub const CARRIERS: [&str; 9] = [
+    "顺丰速运",
+    "京东物流",
+    "中国邮政",
+    "EMS",
+    "中通快递",
+    "圆通速递",
+    "韵达快递",
+    "申通快递",
+    "极兔速递",
+];
 
 #[cfg(test)]
 mod tests {

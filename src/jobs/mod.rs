@@ -16,6 +16,7 @@ use tokio::sync::watch;
 pub const RECONCILIATION_SWEEP: &str = "reconciliation_sweep";
 pub const TIMEOUT_CLOSE: &str = "timeout_close";
 pub const REFUND_SWEEP: &str = "refund_sweep";
+pub const SHIPPING_UPLOAD: &str = "shipping_upload";
 pub const CALLBACK_HEALTH: &str = "callback_health";
 
 /// This instance's claim on the jobs: who it is, and how long a lease it takes (one interval).
@@ -103,6 +104,10 @@ async fn round(
     let closed = leased(state, lease, TIMEOUT_CLOSE, close).await;
     let refunds = async { gateway.sweep_refunds().await.map_err(|e| e.to_string()) };
     let refunded = leased(state, lease, REFUND_SWEEP, refunds).await;
+    let shipping = async { gateway.sweep_shipping().await.map_err(|e| e.to_string()) };
+    if let Some(n @ 1..) = leased(state, lease, SHIPPING_UPLOAD, shipping).await {
+        log::info!("jobs: {n} parcel(s) reported to WeChat");
+    }
     let window = chrono::Duration::seconds(state.config.callback_alarm_after_seconds);
     let min = state.config.callback_alarm_min_confirmations;
     let health = async {
@@ -156,7 +161,7 @@ impl Jobs {
 
 /// Starts the jobs every `sweep_interval_seconds` (none when 0): the reconciliation sweep
 /// (pending attempts asked about at their gateway), the timeout close, the refund queries,
-/// the callback-health check; each under its lease.
+/// the shipping uploads, the callback-health check; each under its lease.
 pub fn spawn(state: &AppState) -> Option<Jobs> {
     let every = state.config.sweep_interval_seconds;
     if every == 0 {

@@ -1,6 +1,7 @@
 //! Rows, inserts and queries, one file per table group. Every function takes `&mut Conn`
 //! and leaves transactions to the services. May import diesel and domain.
 
+pub mod api_token;
 pub mod event;
 pub mod job_lease;
 pub mod order;

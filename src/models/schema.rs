@@ -182,6 +182,20 @@ diesel::table! {
         tracking_no -> Text,
         actor -> Text,
         created_at -> Timestamp,
+        upload_status -> Integer,
+        upload_tries -> Integer,
+        upload_next_at -> Nullable<Timestamp>,
+        upload_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    api_token (name) {
+        name -> Text,
+        token -> Text,
+        expires_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
     }
 }
 
@@ -196,6 +210,7 @@ diesel::joinable!(pay_attempt -> orders (order_id));
 diesel::joinable!(refund -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_token,
     job_lease,
     login_throttle,
     products,

@@ -6,6 +6,7 @@
 
 pub mod deliver;
 pub mod pingpp;
+pub mod wxa;
 pub mod wxlogin;
 pub mod wxpay;
 
@@ -38,6 +39,9 @@ pub struct Faults {
     pub refund_hang_ms: u64,
     /// A WeChat refund ends in this status instead of SUCCESS (`REFUNDCLOSE`, `CHANGE`).
     pub refund_status: String,
+    /// The first this-many shipping uploads of the trade answer 10060001 (the payment not
+    /// indexed yet, as right after its notification).
+    pub shipping_unindexed: u32,
 }
 
 /// Faults for trade numbers starting with `prefix` (empty: every trade).
@@ -113,6 +117,8 @@ pub struct State {
     pub login_codes: HashMap<String, wxlogin::LoginCode>,
     /// The appid each openid was issued under (at its `jscode2session` login).
     pub openids: HashMap<String, String>,
+    /// Mini-program access_tokens and shipping uploads.
+    pub wxa: wxa::WxaState,
 }
 
 impl State {

@@ -4,7 +4,7 @@
 
 use super::ServiceError;
 use crate::db::{self, Conn};
-use crate::domain::{AttemptStatus, OrderStatus, RefundStatus};
+use crate::domain::{AttemptStatus, Channel, OrderStatus, RefundStatus};
 use crate::models::event;
 use crate::models::order;
 use crate::models::pay;
@@ -74,18 +74,7 @@ fn close_once(
     })
 }
 
-/// The carriers an admin can pick when shipping.
-pub const CARRIERS: [&str; 9] = [
-    "顺丰速运",
-    "京东物流",
-    "中国邮政",
-    "EMS",
-    "中通快递",
-    "圆通速递",
-    "韵达快递",
-    "申通快递",
-    "极兔速递",
-];
+pub use crate::domain::CARRIERS;
 
 /// What the admin typed to ship an order.
 #[derive(Debug, Clone)]
@@ -145,6 +134,11 @@ pub fn deliver(conn: &mut Conn, req: &ShipRequest) -> Result<(), ServiceError> {
             } else {
                 e.into()
             });
+        }
+        // Paid in the mini-program: WeChat holds the money until the parcel is reported.
+        let channel = o.pay_channel.as_deref().and_then(Channel::parse);
+        if channel.is_some_and(Channel::in_mini_program) {
+            shipment::require_upload(c, order_id, now())?;
         }
         event::record(
             c,

@@ -11,6 +11,7 @@ pub mod order;
 pub mod pay;
 pub mod refund;
 pub mod seed;
+pub mod shipping;
 
 use std::collections::BTreeMap;
 

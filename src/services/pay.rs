@@ -78,12 +78,7 @@ pub fn attempt_expiry(
 }
 
 /// Inserts the order's next attempt (inside the caller's transaction).
-fn insert_next_attempt(
-    c: &mut Conn,
-    o: &Order,
-    channel: Channel,
-    sign_type: Option<&str>,
-) -> Result<PayAttempt, ServiceError> {
+fn insert_next_attempt(c: &mut Conn, o: &Order, via: Via) -> Result<PayAttempt, ServiceError> {
     let n = pay::attempt_count(c, o.id)? + 1;
     if n > MAX_ATTEMPTS {
         return Err(ServiceError::OrderNotPayable(
@@ -97,11 +92,11 @@ fn insert_next_attempt(
         &NewAttempt {
             order_id: o.id,
             out_trade_no: &out_trade_no,
-            provider: channel.provider().as_str(),
-            channel: channel.as_str(),
+            provider: via.provider.as_str(),
+            channel: via.channel.as_str(),
             amount: o.total_price,
             status: AttemptStatus::Pending.code(),
-            sign_type,
+            sign_type: via.sign_type,
             expires_at: attempt_expiry(o.expires_at, t),
             created_at: t,
             updated_at: t,
@@ -121,19 +116,27 @@ fn retry_numbering<T>(mut f: impl FnMut() -> Result<T, ServiceError>) -> Result<
     }
 }
 
+/// How an attempt pays: the shopper's channel, and the platform serving it (with its
+/// signing scheme) when the attempt was made; the attempt keeps both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    pub channel: Channel,
+    pub provider: Provider,
+    pub sign_type: Option<&'static str>,
+}
+
 /// Records the intent to pay (a new attempt with its own out_trade_no) and commits, before
 /// any call to the platform.
 pub fn start_attempt(
     conn: &mut Conn,
     which: &OrderRef,
-    channel: Channel,
-    sign_type: Option<&str>,
+    via: Via,
 ) -> Result<(Order, PayAttempt), ServiceError> {
     retry_numbering(|| {
         db::write_tx(conn, |c| {
             let o = find_order(c, which)?;
             payable(&o)?;
-            let a = insert_next_attempt(c, &o, channel, sign_type)?;
+            let a = insert_next_attempt(c, &o, via)?;
             Ok((o, a))
         })
     })
@@ -163,12 +166,7 @@ pub fn reusable(a: &PayAttempt, channel: Channel, t: chrono::NaiveDateTime) -> b
 /// The live attempt of this channel, or a new one. The order row is locked first, so
 /// requests for one order (500 anonymous scans of its QR at once) queue here and share one
 /// attempt instead of each using up a trade number.
-pub fn reuse_or_start(
-    conn: &mut Conn,
-    which: &OrderRef,
-    channel: Channel,
-    sign_type: Option<&str>,
-) -> Result<Start, ServiceError> {
+pub fn reuse_or_start(conn: &mut Conn, which: &OrderRef, via: Via) -> Result<Start, ServiceError> {
     retry_numbering(|| {
         db::write_tx(conn, |c| {
             let o = find_order(c, which)?;
@@ -176,17 +174,19 @@ pub fn reuse_or_start(
             order::touch(c, o.id)?;
             let t = now();
             let latest = pay::attempts_of(c, o.id)?.into_iter().rev().find(|a| {
-                a.channel == channel.as_str() && a.status == AttemptStatus::Pending.code()
+                a.channel == via.channel.as_str()
+                    && a.provider == via.provider.as_str()
+                    && a.status == AttemptStatus::Pending.code()
             });
             if let Some(a) = latest {
-                if reusable(&a, channel, t) {
+                if reusable(&a, via.channel, t) {
                     return Ok(Start::Reuse(o, a));
                 }
                 if a.provider_ref.is_none() && a.created_at + IN_FLIGHT > t {
                     return Ok(Start::Wait);
                 }
             }
-            let a = insert_next_attempt(c, &o, channel, sign_type)?;
+            let a = insert_next_attempt(c, &o, via)?;
             Ok(Start::New(o, a))
         })
     })

@@ -314,6 +314,11 @@ pub struct ShipmentView {
     pub tracking_no: String,
     pub actor: String,
     pub created_at: String,
+    /// WeChat's 发货信息管理 for a mini-program order: what came of the upload (None: not
+    /// paid in the mini-program), whether it is a problem, and WeChat's last error.
+    pub upload: Option<String>,
+    pub upload_problem: bool,
+    pub upload_error: Option<String>,
 }
 
 /// `/admin/orders/{id}/refunds.json`: the order's status and each refund's, for the polling

@@ -376,18 +376,21 @@ impl TestApp {
         assert_eq!(res.status(), 204, "{path}");
     }
 
-    pub async fn deliveries(&self, out_trade_no: &str) -> Vec<Value> {
+    /// What the sandbox's control API shows at `path` (`deliveries?…`, `shipping`…).
+    pub async fn sandbox_view<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.api
-            .get(format!(
-                "{}/sandbox/control/deliveries?out_trade_no={out_trade_no}",
-                self.url
-            ))
+            .get(format!("{}/sandbox/control/{path}", self.url))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    pub async fn deliveries(&self, out_trade_no: &str) -> Vec<Value> {
+        self.sandbox_view(&format!("deliveries?out_trade_no={out_trade_no}"))
+            .await
     }
 
     /// The attempts of an order.

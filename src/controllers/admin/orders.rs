@@ -475,12 +475,7 @@ async fn detail_page(
         out_refund_no: format!("{}R{}", h.order.order_no, crate::sandbox::random_digits(6)),
         refund_in_progress: refund_in_progress(&h),
         carriers: carrier_choices(forms.ship.values.get("carrier").map(String::as_str)),
-        shipment: h.shipment.as_ref().map(|p| ShipmentView {
-            carrier: p.carrier.clone(),
-            tracking_no: p.tracking_no.clone(),
-            actor: p.actor.clone(),
-            created_at: format_shanghai(p.created_at),
-        }),
+        shipment: h.shipment.as_ref().map(shipment_view),
         refund_form: forms.refund,
         ship_form: forms.ship,
     };
@@ -569,6 +564,31 @@ pub async fn close(
     Ok(back(id, if closed { "close" } else { "close_paid" }))
 }
 
+fn shipment_view(p: &crate::models::shipment::Shipment) -> ShipmentView {
+    use crate::models::shipment::UploadStatus;
+    let status = UploadStatus::from_code(p.upload_status);
+    let upload = match status {
+        None | Some(UploadStatus::NotNeeded) => None,
+        Some(UploadStatus::Pending) if p.upload_tries == 0 => Some("待上传".to_string()),
+        Some(UploadStatus::Pending) => Some(format!(
+            "上传未成功（已试 {} 次），将于 {} 重试",
+            p.upload_tries,
+            p.upload_next_at.map(format_shanghai).unwrap_or_default()
+        )),
+        Some(UploadStatus::Uploaded) => Some("已上传".to_string()),
+        Some(UploadStatus::Refused) => Some("微信拒绝，需人工处理".to_string()),
+    };
+    ShipmentView {
+        carrier: p.carrier.clone(),
+        tracking_no: p.tracking_no.clone(),
+        actor: p.actor.clone(),
+        created_at: format_shanghai(p.created_at),
+        upload_problem: p.upload_tries > 0 && status != Some(UploadStatus::Uploaded),
+        upload,
+        upload_error: p.upload_error.clone(),
+    }
+}
+
 #[derive(Deserialize)]
 struct ShipForm {
     #[serde(default)]
@@ -592,7 +612,14 @@ pub async fn deliver(
     };
     let r = req.clone();
     let errors = match db(&state, move |c| lifecycle::deliver(c, &r)).await {
-        Ok(()) => return Ok(back(req.order_id, "deliver")),
+        Ok(()) => {
+            // Reported to WeChat now if it was paid in the mini-program; a failure stays
+            // due for the shipping sweep and shows on the order page.
+            if let Err(e) = state.gateway().upload_shipping(req.order_id).await {
+                log::warn!("shipping upload of order {} failed: {e}", req.order_id);
+            }
+            return Ok(back(req.order_id, "deliver"));
+        }
         Err(ServiceError::Invalid(e)) => e,
         Err(e) => return Err(e.into()),
     };

@@ -5,6 +5,7 @@ pub mod connector;
 pub mod login;
 pub mod notify;
 pub mod refund;
+pub mod shipping;
 pub mod sign;
 pub mod xml;
 

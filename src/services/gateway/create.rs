@@ -28,16 +28,12 @@ impl Gateway {
     async fn begin(
         &self,
         which: OrderRef,
-        channel: Channel,
-        sign_type: Option<&'static str>,
+        via: pay::Via,
     ) -> Result<(Order, PayAttempt, bool), ServiceError> {
         let deadline = std::time::Instant::now() + WAIT_FOR_IN_FLIGHT;
         loop {
             let w = which.clone();
-            let start = run(&self.db, move |c| {
-                pay::reuse_or_start(c, &w, channel, sign_type)
-            })
-            .await?;
+            let start = run(&self.db, move |c| pay::reuse_or_start(c, &w, via)).await?;
             match start {
                 pay::Start::Wait if std::time::Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -76,7 +72,12 @@ impl Gateway {
     ) -> Result<Prepared, ServiceError> {
         let provider = self.provider_for(channel);
         let connector = self.connector(provider);
-        let (order, attempt, new) = self.begin(which, channel, connector.sign_type()).await?;
+        let via = pay::Via {
+            channel,
+            provider,
+            sign_type: connector.sign_type(),
+        };
+        let (order, attempt, new) = self.begin(which, via).await?;
         if !new {
             let created = connector
                 .resume(&trade(&attempt))

@@ -26,6 +26,8 @@ pub struct Gateway {
     pub db: Db,
     pub wechat: WechatV2,
     pub pingpp: PingppConnector,
+    /// The mini-program's server API (发货信息管理, its access_token).
+    pub mini: crate::payment::wechat::shipping::MiniProgramApi,
     /// Counts the payments the query door applies.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
