@@ -250,13 +250,15 @@ pub fn page_of_user(
     page: i64,
     size: i64,
 ) -> Result<(Vec<Order>, i64), ServiceError> {
-    if page < 1 || !(1..=50).contains(&size) {
+    // A page past i64 rows is refused as input, not left to overflow.
+    let offset = (page - 1).checked_mul(size);
+    let Some(offset) = offset.filter(|_| page >= 1 && (1..=50).contains(&size)) else {
         return Err(ServiceError::field(
             "page",
             "page 从 1 开始，size 为 1 到 50",
         ));
-    }
-    Ok(order::page_of_user(conn, user_id, page, size)?)
+    };
+    Ok(order::page_of_user(conn, user_id, offset, size)?)
 }
 
 /// The snapshot lines of an order.

@@ -18,6 +18,23 @@ pub fn shopper(user: ApiUser) -> Result<i32, ApiError> {
     }
 }
 
+/// Turns actix's query string errors (a key given twice, say) into error 10000, in the API's
+/// shape rather than actix's plain text.
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request(format!("参数格式错误：{err}")).into()
+}
+
+/// Turns actix's path errors (a segment that is not UTF-8 once decoded) into error 10000.
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request(format!("路径格式错误：{err}")).into()
+}
+
 /// Turns actix's JSON payload errors (bad syntax, wrong type, too large) into error 10000.
 pub fn json_error(
     err: actix_web::error::JsonPayloadError,
