@@ -46,7 +46,7 @@ pub struct NewOrder<'a> {
 }
 
 /// One line of `snap_items`: the product as it was when the order was placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderLine {
     pub id: i32,
     pub name: String,

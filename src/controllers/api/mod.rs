@@ -1,6 +1,7 @@
 //! The mini-program JSON API (`/api/v1/...`, the zerg shop's routes and error shape).
 
 pub mod address;
+pub mod openapi;
 pub mod order;
 pub mod pay;
 pub mod product;
@@ -9,12 +10,32 @@ pub mod token;
 use super::error::ApiError;
 use super::session::ApiUser;
 use crate::domain::Scope;
+use crate::services::ServiceError;
+use serde::Deserialize;
 
 /// Requires a shopper token (scope 16), as the zerg shop's `needExclusiveScope`.
 pub fn shopper(user: ApiUser) -> Result<i32, ApiError> {
     match user.scope {
         Scope::User => Ok(user.id),
-        Scope::Admin => Err(crate::services::ServiceError::Forbidden.into()),
+        Scope::Admin => Err(ServiceError::Forbidden.into()),
+    }
+}
+
+/// `{id}` in a path, read as text so that `abc` or `0` gets error 10000 rather than a bare 404.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    #[param(value_type = i32, minimum = 1)]
+    id: String,
+}
+
+impl IdPath {
+    pub fn id(&self) -> Result<i32, ServiceError> {
+        self.id
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ServiceError::field("id", "id 必须是正整数"))
     }
 }
 
