@@ -19,13 +19,19 @@ pub struct DoneJson {
 }
 
 /// Saves the shopper's one address (replacing the old one).
-#[utoipa::path(post, path = "/api/v1/address", operation_id = "address_save", tag = "address", request_body = AddressForm,
+#[utoipa::path(
+    post,
+    path = "/api/v1/address",
+    operation_id = "address_save",
+    tag = "address",
+    request_body = AddressForm,
     security(("token" = [])),
     responses(
         (status = 201, description = "saved", body = DoneJson),
         (status = 400, description = "10000: the fields in error, by name", body = ApiErrorJson),
         (status = 403, description = "10002: not a shopper's token", body = ApiErrorJson),
-    ))]
+    ),
+)]
 pub async fn save(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -41,12 +47,18 @@ pub async fn save(
 }
 
 /// The shopper's address.
-#[utoipa::path(get, path = "/api/v1/address", operation_id = "address_get", tag = "address", security(("token" = [])),
+#[utoipa::path(
+    get,
+    path = "/api/v1/address",
+    operation_id = "address_get",
+    tag = "address",
+    security(("token" = [])),
     responses(
         (status = 200, description = "the address", body = SnapAddress),
         (status = 403, description = "10002: not a shopper's token", body = ApiErrorJson),
         (status = 404, description = "60001: no address yet", body = ApiErrorJson),
-    ))]
+    ),
+)]
 pub async fn get(state: web::Data<AppState>, user: ApiUser) -> Result<HttpResponse, ApiError> {
     let uid = shopper(user)?;
     let a = db(&state, move |c| account::address(c, uid))

@@ -94,8 +94,15 @@ fn error_answer(description: &str) -> RefOr<utoipa::openapi::Response> {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", operation_id = "openapi_document", tag = "contract",
-    responses((status = 200, description = "the OpenAPI document", body = Object)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi_document",
+    tag = "contract",
+    responses(
+        (status = 200, description = "the OpenAPI document", body = Object),
+    ),
+)]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }

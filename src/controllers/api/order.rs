@@ -46,14 +46,24 @@ pub struct ShortageJson {
 }
 
 /// Places an order against real stock.
-#[utoipa::path(post, path = "/api/v1/order", operation_id = "order_place", tag = "order", request_body = PlaceOrderBody,
+#[utoipa::path(
+    post,
+    path = "/api/v1/order",
+    operation_id = "order_place",
+    tag = "order",
+    request_body = PlaceOrderBody,
     security(("token" = [])),
     responses(
         (status = 200, description = "placed, or refused for stock (`pass`)", body = PlacementJson),
         (status = 400, description = "10000: the lines in error, by name", body = ApiErrorJson),
         (status = 403, description = "10002: not a shopper's token", body = ApiErrorJson),
-        (status = 404, description = "60001: no address; 80001: a product unknown or off sale", body = ApiErrorJson),
-    ))]
+        (
+            status = 404,
+            description = "60001: no address; 80001: a product unknown or off sale",
+            body = ApiErrorJson,
+        ),
+    ),
+)]
 pub async fn place(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -130,13 +140,19 @@ pub struct OrderDetailJson {
 }
 
 /// One of the caller's orders.
-#[utoipa::path(get, path = "/api/v1/order/{id}", operation_id = "order_detail", tag = "order", params(IdPath),
+#[utoipa::path(
+    get,
+    path = "/api/v1/order/{id}",
+    operation_id = "order_detail",
+    tag = "order",
+    params(IdPath),
     security(("token" = [])),
     responses(
         (status = 200, description = "the order", body = OrderDetailJson),
         (status = 403, description = "10003: another user's order", body = ApiErrorJson),
         (status = 404, description = "80000: no such order", body = ApiErrorJson),
-    ))]
+    ),
+)]
 pub async fn detail(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -176,9 +192,17 @@ pub struct OrderPageJson {
 }
 
 /// The caller's orders, newest first.
-#[utoipa::path(get, path = "/api/v1/order/by_user", operation_id = "order_by_user", tag = "order", params(PageQuery),
+#[utoipa::path(
+    get,
+    path = "/api/v1/order/by_user",
+    operation_id = "order_by_user",
+    tag = "order",
+    params(PageQuery),
     security(("token" = [])),
-    responses((status = 200, description = "one page", body = OrderPageJson)))]
+    responses(
+        (status = 200, description = "one page", body = OrderPageJson),
+    ),
+)]
 pub async fn by_user(
     state: web::Data<AppState>,
     user: ApiUser,

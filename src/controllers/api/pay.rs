@@ -104,12 +104,18 @@ pub enum PayRefusals {
 }
 
 /// JSAPI parameters for `wx.requestPayment` (appId left out, as the zerg shop does).
-#[utoipa::path(post, path = "/api/v1/pay/pre_order", operation_id = "pay_pre_order", tag = "pay", request_body = IdBody,
+#[utoipa::path(
+    post,
+    path = "/api/v1/pay/pre_order",
+    operation_id = "pay_pre_order",
+    tag = "pay",
+    request_body = IdBody,
     security(("token" = [])),
     responses(
         (status = 200, description = "the parameters", body = JsapiJson),
         PayRefusals,
-    ))]
+    ),
+)]
 pub async fn pre_order(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -144,12 +150,18 @@ pub async fn pre_order(
 }
 
 /// A WeChat NATIVE code_url for the order.
-#[utoipa::path(post, path = "/api/v1/pay/native", operation_id = "pay_native", tag = "pay", request_body = IdBody,
+#[utoipa::path(
+    post,
+    path = "/api/v1/pay/native",
+    operation_id = "pay_native",
+    tag = "pay",
+    request_body = IdBody,
     security(("token" = [])),
     responses(
         (status = 200, description = "the QR's content", body = NativeJson),
         PayRefusals,
-    ))]
+    ),
+)]
 pub async fn native(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -180,12 +192,18 @@ pub async fn native(
 /// Official Account openid, and a mini-program user only has a mini-program one (the
 /// platform refuses it: "appid and openid not match"), so it is refused here. The charge is
 /// passed on as Ping++ sent it.
-#[utoipa::path(post, path = "/api/v1/pay/pingpp", operation_id = "pay_pingpp", tag = "pay", request_body = ChargeBody,
+#[utoipa::path(
+    post,
+    path = "/api/v1/pay/pingpp",
+    operation_id = "pay_pingpp",
+    tag = "pay",
+    request_body = ChargeBody,
     security(("token" = [])),
     responses(
         (status = 200, description = "the Ping++ charge with its `credential`", body = Charge),
         PayRefusals,
-    ))]
+    ),
+)]
 pub async fn pingpp(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -224,14 +242,20 @@ pub async fn pingpp(
 }
 
 /// The client says it paid: ask the gateway (the client's word is never proof).
-#[utoipa::path(post, path = "/api/v1/pay/query", operation_id = "pay_query", tag = "pay", request_body = IdBody,
+#[utoipa::path(
+    post,
+    path = "/api/v1/pay/query",
+    operation_id = "pay_query",
+    tag = "pay",
+    request_body = IdBody,
     security(("token" = [])),
     responses(
         (status = 200, description = "the order's status now", body = PayStatusJson),
         (status = 403, description = "10003: another user's order", body = ApiErrorJson),
         (status = 404, description = "80000: no such order", body = ApiErrorJson),
         (status = 502, description = "90000: the platform did not answer", body = ApiErrorJson),
-    ))]
+    ),
+)]
 pub async fn query(
     state: web::Data<AppState>,
     user: ApiUser,

@@ -35,11 +35,17 @@ impl From<Product> for ProductJson {
 }
 
 /// One product on sale.
-#[utoipa::path(get, path = "/api/v1/product/{id}", operation_id = "product_one", tag = "product", params(IdPath),
+#[utoipa::path(
+    get,
+    path = "/api/v1/product/{id}",
+    operation_id = "product_one",
+    tag = "product",
+    params(IdPath),
     responses(
         (status = 200, description = "the product", body = ProductJson),
         (status = 404, description = "80001: unknown or off sale", body = ApiErrorJson),
-    ))]
+    ),
+)]
 pub async fn one(
     state: web::Data<AppState>,
     path: web::Path<IdPath>,
@@ -59,8 +65,16 @@ pub struct RecentQuery {
 }
 
 /// The newest products on sale.
-#[utoipa::path(get, path = "/api/v1/product/recent", operation_id = "product_recent", tag = "product", params(RecentQuery),
-    responses((status = 200, description = "newest first", body = Vec<ProductJson>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/product/recent",
+    operation_id = "product_recent",
+    tag = "product",
+    params(RecentQuery),
+    responses(
+        (status = 200, description = "newest first", body = Vec<ProductJson>),
+    ),
+)]
 pub async fn recent(
     state: web::Data<AppState>,
     q: web::Query<RecentQuery>,

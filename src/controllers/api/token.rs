@@ -24,12 +24,26 @@ pub struct TokenJson {
 }
 
 /// Trades a `wx.login` code for a token.
-#[utoipa::path(post, path = "/api/v1/token/user", operation_id = "token_user", tag = "token", request_body = CodeBody,
+#[utoipa::path(
+    post,
+    path = "/api/v1/token/user",
+    operation_id = "token_user",
+    tag = "token",
+    request_body = CodeBody,
     responses(
         (status = 200, description = "logged in", body = TokenJson),
-        (status = 400, description = "10000: no code; 10004: WeChat refused the code", body = ApiErrorJson),
-        (status = 502, description = "10004: WeChat's login service did not answer", body = ApiErrorJson),
-    ))]
+        (
+            status = 400,
+            description = "10000: no code; 10004: WeChat refused the code",
+            body = ApiErrorJson,
+        ),
+        (
+            status = 502,
+            description = "10004: WeChat's login service did not answer",
+            body = ApiErrorJson,
+        ),
+    ),
+)]
 pub async fn user(
     state: web::Data<AppState>,
     body: web::Json<CodeBody>,
