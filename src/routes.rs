@@ -43,8 +43,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                     .limit(JSON_LIMIT)
                     .error_handler(api::json_error),
             )
+            .app_data(web::QueryConfig::default().error_handler(api::query_error))
+            .app_data(web::PathConfig::default().error_handler(api::path_error))
             .wrap(from_fn(error::refuse_nul))
             .wrap(from_fn(error::api_errors))
+            .route("/openapi.json", web::get().to(api::openapi::document))
             .route("/token/user", web::post().to(api::token::user))
             .route("/address", web::post().to(api::address::save))
             .route("/address", web::get().to(api::address::get))

@@ -17,6 +17,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpResponse, ResponseError};
+use serde::Serialize;
 use std::fmt;
 
 /// What the JSON API says about an error, before the request URL is known.
@@ -25,6 +26,17 @@ pub struct ApiErrorBody {
     pub status: StatusCode,
     pub error_code: u32,
     pub msg: String,
+}
+
+/// The JSON API's error body on the wire (`error_code` 0 never appears here).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiErrorJson {
+    /// What went wrong, in Chinese, for the shopper.
+    pub msg: String,
+    /// The stable code (`From<ServiceError>` below lists them).
+    pub error_code: u32,
+    /// Path and query of the request that failed.
+    pub request_url: String,
 }
 
 /// An error of the JSON API.
@@ -127,8 +139,11 @@ pub async fn api_errors(
     let Some(b) = body else {
         return Ok(res.map_into_boxed_body());
     };
-    let url = res.request().uri().to_string();
-    let json = serde_json::json!({"msg": b.msg, "error_code": b.error_code, "request_url": url});
+    let json = ApiErrorJson {
+        msg: b.msg,
+        error_code: b.error_code,
+        request_url: res.request().uri().to_string(),
+    };
     Ok(res.into_response(HttpResponse::build(b.status).json(json)))
 }
 

@@ -1,5 +1,6 @@
 //! Rows, inserts and queries, one file per table group. Every function takes `&mut Conn`
-//! and leaves transactions to the services. May import diesel and domain.
+//! and leaves transactions to the services. May import diesel and domain (and derive utoipa
+//! schemas for what the API shows as it is stored).
 
 pub mod api_token;
 pub mod event;

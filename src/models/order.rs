@@ -46,7 +46,7 @@ pub struct NewOrder<'a> {
 }
 
 /// One line of `snap_items`: the product as it was when the order was placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderLine {
     pub id: i32,
     pub name: String,
@@ -111,14 +111,14 @@ pub fn find_by_no(conn: &mut Conn, order_no: &str) -> QueryResult<Option<Order>>
 pub fn page_of_user(
     conn: &mut Conn,
     user_id: i32,
-    page: i64,
-    size: i64,
+    offset: i64,
+    limit: i64,
 ) -> QueryResult<(Vec<Order>, i64)> {
     let rows = orders::table
         .filter(orders::user_id.eq(user_id))
         .order(orders::id.desc())
-        .limit(size)
-        .offset((page - 1) * size)
+        .limit(limit)
+        .offset(offset)
         .select(Order::as_select())
         .load(conn)?;
     let total = orders::table

@@ -1,4 +1,5 @@
-//! Payment platforms' wire formats, signing and clients. May import domain and config.
+//! Payment platforms' wire formats, signing and clients. May import domain and config (and
+//! derive utoipa schemas for objects the API passes on).
 
 pub mod connector;
 pub mod pingpp;

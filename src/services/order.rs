@@ -14,7 +14,7 @@ use crate::validators::PlaceOrderCmd;
 use serde::{Deserialize, Serialize};
 
 /// One line of the stock check, in the zerg shop's JSON shape.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineStatus {
     pub id: i32,
@@ -45,8 +45,8 @@ pub enum Placement {
     OutOfStock(Shortage),
 }
 
-/// The address as frozen into `orders.snap_address`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// The address as frozen into `orders.snap_address` (and as the API shows the saved one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SnapAddress {
     pub name: String,
     pub mobile: String,
@@ -54,6 +54,19 @@ pub struct SnapAddress {
     pub city: String,
     pub district: String,
     pub detail: String,
+}
+
+impl From<user::Address> for SnapAddress {
+    fn from(a: user::Address) -> Self {
+        SnapAddress {
+            name: a.name,
+            mobile: a.mobile,
+            province: a.province,
+            city: a.city,
+            district: a.district,
+            detail: a.detail,
+        }
+    }
 }
 
 enum TxError {
@@ -170,15 +183,7 @@ fn place_once(
     } else {
         first.name.clone()
     };
-    let snap_address = SnapAddress {
-        name: address.name,
-        mobile: address.mobile,
-        province: address.province,
-        city: address.city,
-        district: address.district,
-        detail: address.detail,
-    };
-    let snap_address = to_json(&snap_address)?;
+    let snap_address = to_json(&SnapAddress::from(address))?;
     let snap_items = to_json(&snap_items)?;
 
     let t = now();
@@ -250,13 +255,15 @@ pub fn page_of_user(
     page: i64,
     size: i64,
 ) -> Result<(Vec<Order>, i64), ServiceError> {
-    if page < 1 || !(1..=50).contains(&size) {
+    // A page past i64 rows is refused as input, not left to overflow.
+    let offset = (page - 1).checked_mul(size);
+    let Some(offset) = offset.filter(|_| page >= 1 && (1..=50).contains(&size)) else {
         return Err(ServiceError::field(
             "page",
             "page 从 1 开始，size 为 1 到 50",
         ));
-    }
-    Ok(order::page_of_user(conn, user_id, page, size)?)
+    };
+    Ok(order::page_of_user(conn, user_id, offset, size)?)
 }
 
 /// The snapshot lines of an order.

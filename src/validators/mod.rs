@@ -1,5 +1,5 @@
 //! Request DTOs turned into commands, or into one Chinese message per field in error.
-//! May import domain and serde only.
+//! May import domain and serde only (and derive utoipa schemas: the API's contract).
 
 use crate::domain::ProductId;
 use serde::Deserialize;
@@ -22,11 +22,36 @@ fn positive_int(v: Option<&Value>) -> Option<i64> {
     v.and_then(Value::as_i64).filter(|n| *n > 0)
 }
 
-/// Validates `{"products":[{"product_id":1,"count":2}, ...]}` as JSON, so that "abc", -1 or a
-/// missing key each get a message naming the line and the field rather than a parse error.
-pub fn place_order(body: &Value) -> Result<PlaceOrderCmd, FieldErrors> {
+/// The API's order request `{"products":[{"product_id":1,"count":2}, ...]}`. The lines are
+/// read as JSON and checked by `validate`, so that "abc", -1 or a missing key each get a
+/// message naming the line and the field rather than a parse error.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct PlaceOrderBody {
+    /// Lines of the same product are added up.
+    #[serde(default)]
+    #[schema(value_type = Vec<PlaceOrderLine>, min_items = 1, max_items = 50, required = true)]
+    pub products: Value,
+}
+
+/// One line of `PlaceOrderBody` as `validate` accepts it (the schema only: lines are read as
+/// JSON).
+#[derive(utoipa::ToSchema)]
+pub struct PlaceOrderLine {
+    #[schema(minimum = 1)]
+    pub product_id: i32,
+    #[schema(minimum = 1, maximum = 999)]
+    pub count: i32,
+}
+
+impl PlaceOrderBody {
+    pub fn validate(&self) -> Result<PlaceOrderCmd, FieldErrors> {
+        place_order(&self.products)
+    }
+}
+
+fn place_order(products: &Value) -> Result<PlaceOrderCmd, FieldErrors> {
     let mut errors = FieldErrors::new();
-    let Some(list) = body.get("products").and_then(Value::as_array) else {
+    let Some(list) = products.as_array() else {
         errors.insert("products".into(), "products 必须是商品列表".into());
         return Err(errors);
     };
@@ -77,15 +102,22 @@ pub fn place_order(body: &Value) -> Result<PlaceOrderCmd, FieldErrors> {
     })
 }
 
-/// The address form / JSON, as typed.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The address form / JSON, as typed (the schema says what `validate` accepts).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AddressForm {
+    #[schema(required = true, min_length = 1, max_length = 30)]
     pub name: String,
+    /// 11 digits starting with 1.
+    #[schema(required = true, pattern = "^1[0-9]{10}$")]
     pub mobile: String,
+    #[schema(required = true, min_length = 1, max_length = 30)]
     pub province: String,
+    #[schema(required = true, min_length = 1, max_length = 30)]
     pub city: String,
+    #[schema(required = true, min_length = 1, max_length = 30)]
     pub district: String,
+    #[schema(required = true, min_length = 1, max_length = 120)]
     pub detail: String,
 }
 
@@ -264,6 +296,12 @@ pub fn has_nul(encoded: &[u8]) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn place_order(body: &Value) -> Result<PlaceOrderCmd, FieldErrors> {
+        serde_json::from_value::<PlaceOrderBody>(body.clone())
+            .map_err(|e| FieldErrors::from([("body".to_string(), e.to_string())]))?
+            .validate()
+    }
 
     #[test]
     fn duplicate_product_ids_are_merged_and_sorted() {

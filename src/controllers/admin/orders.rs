@@ -3,7 +3,7 @@
 
 use super::{choices, layout, order_row, page_links};
 use crate::controllers::error::PageError;
-use crate::controllers::home::snap_line;
+use crate::controllers::home::{address_view, snap_line};
 use crate::controllers::session::Admin;
 use crate::controllers::{csrf_form, db, render, render_status, see_other};
 use crate::domain::{format_shanghai, AttemptStatus, Channel, Money, OrderStatus, RefundStatus};
@@ -18,7 +18,7 @@ use crate::views::admin::{
     OrderDetailPage, OrdersListPage, RefundProgress, RefundRow, ShipmentView, TimelineEntry,
     TodoTile, WeekChart,
 };
-use crate::views::{AddressView, Form};
+use crate::views::Form;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -440,14 +440,7 @@ async fn detail_page(
         expires_at: format_shanghai(h.order.expires_at),
         closed_at: h.order.closed_at.map(format_shanghai).unwrap_or_default(),
         lines: orders::snap_items(&h.order).iter().map(snap_line).collect(),
-        address: orders::snap_address(&h.order).map(|a| AddressView {
-            name: a.name,
-            mobile: a.mobile,
-            province: a.province,
-            city: a.city,
-            district: a.district,
-            detail: a.detail,
-        }),
+        address: orders::snap_address(&h.order).map(address_view),
         attempts: h
             .attempts
             .iter()

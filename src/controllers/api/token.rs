@@ -1,19 +1,49 @@
 //! `POST /api/v1/token/user {code}`: a `wx.login` code in, a token out.
 
 use crate::controllers::db;
-use crate::controllers::error::ApiError;
+use crate::controllers::error::{ApiError, ApiErrorJson};
 use crate::payment::wechat::login;
 use crate::services::{account, ServiceError};
 use crate::startup::AppState;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+/// `{code}`; `code` is read as any JSON so that a number or null gets error 10000.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CodeBody {
+    /// What `wx.login` gave the mini-program (single use, five minutes).
     #[serde(default)]
+    #[schema(value_type = String, min_length = 1, max_length = 128, required = true)]
     code: serde_json::Value,
 }
 
+/// The token to send as the `token` header.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenJson {
+    token: String,
+}
+
+/// Trades a `wx.login` code for a token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/token/user",
+    operation_id = "token_user",
+    tag = "token",
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "logged in", body = TokenJson),
+        (
+            status = 400,
+            description = "10000: no code; 10004: WeChat refused the code",
+            body = ApiErrorJson,
+        ),
+        (
+            status = 502,
+            description = "10004: WeChat's login service did not answer",
+            body = ApiErrorJson,
+        ),
+    ),
+)]
 pub async fn user(
     state: web::Data<AppState>,
     body: web::Json<CodeBody>,
@@ -32,5 +62,5 @@ pub async fn user(
     .map_err(ServiceError::WechatLogin)?;
     let ttl = state.config.token_ttl_minutes;
     let token = db(&state, move |c| account::issue_token(c, &openid, ttl)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token })))
+    Ok(HttpResponse::Ok().json(TokenJson { token }))
 }

@@ -11,7 +11,7 @@ use crate::services::order::{self as orders, Placement};
 use crate::services::{account, ServiceError};
 use crate::startup::AppState;
 use crate::validators::PlaceOrderCmd;
-use crate::views::{AddressView, CheckoutPage, OrderDetailPage, OrdersPage, PayPage};
+use crate::views::{CheckoutPage, OrderDetailPage, OrdersPage, PayPage};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -32,14 +32,7 @@ async fn checkout_page(
         blocked: lines.iter().any(|l| !l.available),
         lines,
         total: total.to_string(),
-        address: address.map(|a| AddressView {
-            name: a.name,
-            mobile: a.mobile,
-            province: a.province,
-            city: a.city,
-            district: a.district,
-            detail: a.detail,
-        }),
+        address: address.map(|a| address_view(a.into())),
         error,
     };
     render_status(state, &page, status)
