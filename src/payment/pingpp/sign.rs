@@ -275,7 +275,10 @@ mod tests {
             "a private key is no public key"
         );
         assert!(private_key(&public).is_err());
-        assert!(certificate(&public).is_err(), "a public key is no certificate");
+        assert!(
+            certificate(&public).is_err(),
+            "a public key is no certificate"
+        );
         assert!(public_key("not a key").is_err());
         let cut = public.replace("-----END PUBLIC KEY-----", "");
         assert!(public_key(&cut).is_err(), "unterminated");
