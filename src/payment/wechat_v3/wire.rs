@@ -239,10 +239,14 @@ pub struct TransactionAmount {
 }
 
 /// A transaction as the query answers it and the TRANSACTION.SUCCESS notification carries
-/// it. Which fields an unpaid trade has is not documented, so all but the ids are optional.
+/// it. Which fields an unpaid trade has is not documented, so all but `out_trade_no` and
+/// `trade_state` may be missing (`appid`/`mchid` then read as "", which matches no
+/// merchant's own: compare them before believing a payment).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Transaction {
+    #[serde(default)]
     pub appid: String,
+    #[serde(default)]
     pub mchid: String,
     pub out_trade_no: String,
     #[serde(default)]
@@ -512,6 +516,15 @@ mod tests {
             ..r
         };
         assert!(refund_body(&bad_no).is_err());
+    }
+
+    #[test]
+    fn an_unpaid_trade_reads_with_its_ids_alone() {
+        let t: Result<Transaction, _> =
+            serde_json::from_str(r#"{"out_trade_no":"A2026120112345601","trade_state":"NOTPAY"}"#);
+        let t = t.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.trade_state, TradeState::NotPay);
+        assert_eq!((t.appid.as_str(), t.amount), ("", None));
     }
 
     #[test]
