@@ -7,12 +7,18 @@ use base64::Engine;
 use ring::signature::{self as sig, RsaKeyPair, UnparsedPublicKey};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad RSA key: {0}")]
 pub struct KeyError(String);
 
 fn bad(why: impl Into<String>) -> KeyError {
     KeyError(why.into())
+}
+
+impl From<String> for KeyError {
+    fn from(why: String) -> KeyError {
+        KeyError(why)
+    }
 }
 
 /// An RSA public key, held as the PKCS#1 `RSAPublicKey` DER that ring verifies with.
@@ -131,6 +137,43 @@ pub fn public_key(pem: &str) -> Result<RsaPublicKey, KeyError> {
     }
 }
 
+/// The serial number (big-endian bytes, sign byte dropped) and the RSA public key of an X.509
+/// certificate (`BEGIN CERTIFICATE`). Only `tbsCertificate` is walked, to its
+/// `subjectPublicKeyInfo`: Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version
+/// OPTIONAL, serialNumber INTEGER, signature, issuer, validity, subject, subjectPublicKeyInfo,
+/// … }, … }. The certificate's own signature is not checked (its trust comes from how it was
+/// delivered: WeChat Pay seals it with the APIv3 key).
+pub fn certificate(pem: &str) -> Result<(Vec<u8>, RsaPublicKey), KeyError> {
+    const VERSION: u8 = 0xa0;
+    let (label, der) = pem_block(pem)?;
+    if label != "CERTIFICATE" {
+        return Err(bad(format!("{label} is not a certificate")));
+    }
+    let (tag, cert, _) = der_element(&der)?;
+    let (tbs_tag, tbs, _) = der_element(cert)?;
+    if tag != SEQUENCE || tbs_tag != SEQUENCE {
+        return Err(bad("not an X.509 certificate"));
+    }
+    let (mut field, mut body, mut rest) = der_element(tbs)?;
+    if field == VERSION {
+        (field, body, rest) = der_element(rest)?;
+    }
+    if field != INTEGER {
+        return Err(bad("no certificate serial number"));
+    }
+    let serial = body.strip_prefix(&[0]).unwrap_or(body).to_vec();
+    // signature algorithm, issuer, validity, subject
+    for _ in 0..4 {
+        let (t, _, r) = der_element(rest)?;
+        if t != SEQUENCE {
+            return Err(bad("malformed tbsCertificate"));
+        }
+        rest = r;
+    }
+    let (_, _, after) = der_element(rest)?;
+    Ok((serial, spki_public(&rest[..rest.len() - after.len()])?))
+}
+
 /// Reads a PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8 (`BEGIN PRIVATE KEY`) PEM.
 pub fn private_key(pem: &str) -> Result<RsaPrivateKey, KeyError> {
     let pair = match pem_block(pem)? {
@@ -232,6 +275,10 @@ mod tests {
             "a private key is no public key"
         );
         assert!(private_key(&public).is_err());
+        assert!(
+            certificate(&public).is_err(),
+            "a public key is no certificate"
+        );
         assert!(public_key("not a key").is_err());
         let cut = public.replace("-----END PUBLIC KEY-----", "");
         assert!(public_key(&cut).is_err(), "unterminated");
