@@ -176,7 +176,8 @@ pub enum RefundState {
 
 /// The signed parameters of `wx.requestPayment` / `getBrandWCPayRequest`, keys as WeChat
 /// wants them (`timeStamp` a string).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JsapiLaunch {
     pub app_id: String,
     pub time_stamp: String,

@@ -1,6 +1,6 @@
 //! WeChat Pay APIv3: signatures, verification, AES-256-GCM, platform certificates, wire
 //! bodies, notifications and the HTTP client. May import `domain`, the RSA primitives of
-//! `payment::pingpp::sign`, `payment::transport_error` and v2's `JsapiParams`/`nonce`; never
+//! `payment::pingpp::sign`, `payment::transport_error`, `payment::connector` and v2's `nonce`; never
 //! config, services or the database (all comes in through constructor parameters), so it can
 //! sit behind the shop's connector interface.
 

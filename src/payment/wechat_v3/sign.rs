@@ -2,10 +2,11 @@
 //! the `paySign` of the JSAPI / mini-program launch parameters. SHA256withRSA (PKCS#1 v1.5,
 //! deterministic) with the merchant API key, through `payment::pingpp::sign`.
 
-use crate::payment::pingpp::sign::{sign, KeyError, RsaPrivateKey};
 /// v2 and v3 hand the same five keys and `paySign` to `wx.requestPayment`, and make their
 /// nonces alike.
-pub use crate::payment::wechat::client::{nonce, JsapiParams};
+pub use crate::payment::connector::JsapiLaunch as JsapiParams;
+use crate::payment::pingpp::sign::{sign, KeyError, RsaPrivateKey};
+pub use crate::payment::wechat::client::nonce;
 
 /// The scheme of the `Authorization` header, and the `Wechatpay-Signature-Type` of answers.
 pub const SCHEME: &str = "WECHATPAY2-SHA256-RSA2048";
