@@ -69,6 +69,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                     web::get().to(sandbox::jscode2session),
                 )
                 .route("/wxpay/pay/{action}", web::post().to(sandbox::wxpay_api))
+                // APIv3: POST pay/transactions/{jsapi,native,h5}, GET
+                // pay/transactions/out-trade-no/{no} and id/{transaction_id}, POST
+                // pay/transactions/out-trade-no/{no}/close, POST refund/domestic/refunds,
+                // GET refund/domestic/refunds/{no}, GET certificates.
+                .route("/wxpay/v3/{tail:.*}", web::route().to(sandbox::wxpay_v3))
                 .route(
                     "/wxpay/secapi/pay/refund",
                     web::post().to(sandbox::wxpay_refund),
@@ -106,7 +111,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                 .route("/control/deliveries", web::get().to(sandbox::deliveries))
                 .route("/control/refunds", web::get().to(sandbox::refunds))
                 .route("/control/clock", web::post().to(sandbox::advance_clock))
-                .route("/control/forget", web::post().to(sandbox::forget)),
+                .route("/control/forget", web::post().to(sandbox::forget))
+                .route("/control/rotate_cert", web::post().to(sandbox::rotate_cert)),
         );
     }
     cfg.service(

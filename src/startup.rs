@@ -324,12 +324,15 @@ pub fn run_with_jobs(
     }
     if state.config.pay_mode == PayMode::Sandbox {
         let (platform_key, merchant_public) = sandbox_keys(&state.config)?;
+        let v3 = crate::sandbox::wxpay_v3::Platform::load(&state.config)
+            .map_err(|(path, e)| StartupError::Key(path, e))?;
         state.sandbox = Some(Sandbox::new(
             &state.config,
             format!("{}/sandbox", state.public_url),
             &state.public_url,
             platform_key,
             merchant_public,
+            v3,
             state.http.clone(),
         ));
     }
