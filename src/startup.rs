@@ -134,6 +134,13 @@ impl AppState {
         }
     }
 
+    /// The base URL of WeChat Pay APIv3 (`{base}/v3/pay/transactions/…`): `wechat.v3_base`,
+    /// else the sandbox's `…/sandbox/wxpay` in sandbox mode, else `api.mch.weixin.qq.com`.
+    pub fn wechat_v3_base(&self) -> String {
+        let configured = &self.config.wechat.v3_base;
+        self.platform_base(configured, "/wxpay", "https://api.mch.weixin.qq.com")
+    }
+
     /// The base URL of `sns/jscode2session`: the sandbox's own in sandbox mode.
     pub fn wechat_login_base(&self) -> String {
         match (&self.config.wechat.login_base, self.config.pay_mode) {

@@ -141,7 +141,7 @@ impl<'a> Merchant<'a> {
     }
 
     async fn send(&self, method: &str, target: &str, body: &str, auth: Option<String>) -> Answer {
-        let url = format!("{}/sandbox/wxpay{target}", self.app.url);
+        let url = format!("{}{target}", self.app.state.wechat_v3_base());
         let req = match method {
             "GET" => self.app.api.get(url),
             _ => self.app.api.post(url).body(body.to_string()),
@@ -373,6 +373,27 @@ async fn a_native_prepay_is_answered_signed_and_its_repeat_gives_the_same_code_u
 }
 
 #[tokio::test]
+async fn a_code_url_dies_after_two_hours_and_the_platform_clock_judges_timestamps() {
+    let app = TestApp::spawn().await;
+    let m = Merchant::of(&app);
+    assert_eq!(
+        m.native("V3EXPIRE0001", "https://shop.example.com/n")
+            .await
+            .status,
+        200
+    );
+    app.sandbox_control("clock", json!({"advance_seconds": 2 * 3600 + 1}))
+        .await;
+    let refusal = app.sandbox_pay_refused("V3EXPIRE0001").await;
+    assert!(refusal.contains("二维码已过期"), "{refusal}");
+    // A merchant whose clock is two hours behind the platform's is refused.
+    assert_eq!(
+        m.query("V3EXPIRE0001").await.code(),
+        (401, "SIGN_ERROR".into())
+    );
+}
+
+#[tokio::test]
 async fn requests_and_fields_are_refused_as_wechat_refuses_them() {
     let app = TestApp::spawn().await;
     let m = Merchant::of(&app);
@@ -578,14 +599,10 @@ async fn close_answers_204_signed_and_a_closed_order_cannot_be_paid() {
         m.query("V3CLOSE00001").await.json()["trade_state"],
         "CLOSED"
     );
-    let res = app
-        .api
-        .post(format!("{}/sandbox/control/pay", app.url))
-        .json(&json!({"out_trade_no": "V3CLOSE00001"}))
-        .send()
+    assert!(app
+        .sandbox_pay_refused("V3CLOSE00001")
         .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+        .contains("订单已关闭"));
     let missing = "/v3/pay/transactions/out-trade-no/V3NOSUCH0002/close";
     let a = m.call("POST", missing, &json!({"mchid": m.mchid})).await;
     assert_eq!(a.code(), (404, "ORDER_NOT_EXIST".into()));

@@ -22,7 +22,7 @@ async fn sdk_check(app: &TestApp, prefix: &str) -> Value {
         .as_ref()
         .map(|_| format!("{KEYS}/wechat_v3_pubkey_public.pem"));
     let cfg = json!({
-        "base": format!("{}/sandbox/wxpay", app.url),
+        "base": app.state.wechat_v3_base(),
         "control": format!("{}/sandbox/control", app.url),
         "jscode2session": format!("{}/sandbox/wxapi/sns/jscode2session", app.url),
         "appid": wx.appid, "app_secret": wx.app_secret, "mchid": wx.mch_id,

@@ -645,8 +645,54 @@ impl Sandbox {
         ]
     }
 
-    /// `POST /v3/pay/transactions/{jsapi,native,h5}`.
+    /// `POST /v3/pay/transactions/{jsapi,native,h5}`: a new order, or the same request
+    /// again (the same credential while it lives), or a refusal.
     fn v3_prepay(self: &Arc<Self>, trade_type: &'static str, v: &Value) -> Result<Done, V3Error> {
+        let order = self.v3_order(trade_type, v)?;
+        let (no, now) = (order.out_trade_no.clone(), order.created_at);
+        let mut state = self.state();
+        let answer = match state.wx.get_mut(&no) {
+            None => {
+                state.wx.insert(no.clone(), order.clone());
+                order
+            }
+            Some(o) if matches!(o.trade_state, "SUCCESS" | "REFUND") => {
+                return Err(err(400, "ORDER_PAID", "该订单已支付"))
+            }
+            Some(o) if o.trade_state == "CLOSED" => {
+                return Err(err(400, "ORDER_CLOSED", "订单已关闭"))
+            }
+            Some(o) if !same_order(o, &order) => {
+                return Err(err(403, "OUT_TRADE_NO_USED", "商户订单号重复"))
+            }
+            Some(o) => {
+                let life = if o.trade_type == "MWEB" {
+                    H5_URL_LIFE
+                } else {
+                    CREDENTIAL_LIFE
+                };
+                // The same request again: the same credential while it lives, a new one after.
+                if now > o.created_at + life {
+                    o.prepay_id = order.prepay_id;
+                    o.code_url = order.code_url;
+                    o.h5_url = order.h5_url;
+                    o.created_at = now;
+                }
+                o.clone()
+            }
+        };
+        drop(state);
+        let body = match trade_type {
+            "NATIVE" => json!({ "code_url": answer.code_url }),
+            "MWEB" => json!({ "h5_url": answer.h5_url }),
+            _ => json!({ "prepay_id": answer.prepay_id }),
+        };
+        Ok(ok(body, &no))
+    }
+
+    /// The order a prepay request asks for, with fresh credentials, if every field rule
+    /// holds.
+    fn v3_order(&self, trade_type: &'static str, v: &Value) -> Result<WxOrder, V3Error> {
         let appid = required(v, "appid", 32)?;
         let mchid = required(v, "mchid", 32)?;
         if appid != self.wechat_appid || mchid != self.wechat_mch_id {
@@ -711,7 +757,7 @@ impl Sandbox {
             chrono::Utc::now().format("%d%H%M%S"),
             random_id(24).to_lowercase()
         );
-        let order = WxOrder {
+        Ok(WxOrder {
             api: WxApi::V3,
             appid,
             out_trade_no: no.clone(),
@@ -732,45 +778,7 @@ impl Sandbox {
             time_end: None,
             created_at: now,
             time_expire,
-        };
-        let mut state = self.state();
-        let answer = match state.wx.get_mut(&no) {
-            None => {
-                state.wx.insert(no.clone(), order.clone());
-                order
-            }
-            Some(o) if matches!(o.trade_state, "SUCCESS" | "REFUND") => {
-                return Err(err(400, "ORDER_PAID", "该订单已支付"))
-            }
-            Some(o) if o.trade_state == "CLOSED" => {
-                return Err(err(400, "ORDER_CLOSED", "订单已关闭"))
-            }
-            Some(o) if !same_order(o, &order) => {
-                return Err(err(403, "OUT_TRADE_NO_USED", "商户订单号重复"))
-            }
-            Some(o) => {
-                let life = if o.trade_type == "MWEB" {
-                    H5_URL_LIFE
-                } else {
-                    CREDENTIAL_LIFE
-                };
-                // The same request again: the same credential while it lives, a new one after.
-                if now > o.created_at + life {
-                    o.prepay_id = order.prepay_id;
-                    o.code_url = order.code_url;
-                    o.h5_url = order.h5_url;
-                    o.created_at = now;
-                }
-                o.clone()
-            }
-        };
-        drop(state);
-        let body = match trade_type {
-            "NATIVE" => json!({ "code_url": answer.code_url }),
-            "MWEB" => json!({ "h5_url": answer.h5_url }),
-            _ => json!({ "prepay_id": answer.prepay_id }),
-        };
-        Ok(ok(body, &no))
+        })
     }
 
     /// The `Transaction` object of query answers and payment notifications.
