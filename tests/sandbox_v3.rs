@@ -899,7 +899,13 @@ async fn each_v3_fault_shows_on_the_wire() {
         json!({"prefix": "V3OLDFAULTS", "bad_signature": true, "wrong_amount": true, "copies": 2}),
     )
     .await;
-    paid(&m, &rx, "V3OLDFAULTS1").await;
+    let a = m.native("V3OLDFAULTS1", &rx.url).await;
+    assert!(
+        verifies(CERT_KEYS[1], &a.headers, &a.body),
+        "answers stay signed"
+    );
+    app.sandbox_pay(json!({"out_trade_no": "V3OLDFAULTS1"}))
+        .await;
     let calls = rx.wait_for(2).await;
     for (headers, body) in &calls {
         assert!(!verifies(CERT_KEYS[1], headers, body));

@@ -188,17 +188,20 @@ pub struct Signing {
 }
 
 impl Signing {
+    /// Answers get the APIv3 probe and stale-timestamp faults only: `bad_signature` and
+    /// `v3_retired_cert` are about notifications, as in v2.
     fn answer(f: &Faults) -> Signing {
         Signing {
             probe: f.v3_signtest,
             stale: f.v3_stale_timestamp,
-            corrupt: f.bad_signature,
+            corrupt: false,
             retired: false,
         }
     }
 
     fn notification(f: &Faults) -> Signing {
         Signing {
+            corrupt: f.bad_signature,
             retired: f.v3_retired_cert,
             ..Signing::answer(f)
         }
