@@ -455,45 +455,16 @@ impl Sandbox {
             }
             Ok(v)
         };
-        let mchid_query = || {
-            if query.get("mchid") == Some(&self.wechat_mch_id) {
-                Ok(())
-            } else {
-                Err(param("mchid 与商户号不一致"))
-            }
-        };
+        let mchid = query.get("mchid").map(String::as_str);
         match route {
             Route::Prepay(kind) => self.v3_prepay(kind, &body()?),
-            Route::QueryByNo(no) => {
-                mchid_query()?;
-                let o = self
-                    .state()
-                    .wx
-                    .get(&no)
-                    .cloned()
-                    .ok_or_else(order_not_exist)?;
-                Ok(ok(self.transaction(&o, false), &no))
-            }
+            Route::QueryByNo(no) => self.v3_query(mchid, |o| o.out_trade_no == no),
             Route::QueryById(id) => {
-                mchid_query()?;
-                let found = self
-                    .state()
-                    .wx
-                    .values()
-                    .find(|o| o.transaction_id.as_deref() == Some(id.as_str()))
-                    .cloned();
-                let o = found.ok_or_else(order_not_exist)?;
-                Ok(ok(self.transaction(&o, false), &o.out_trade_no))
+                self.v3_query(mchid, |o| o.transaction_id.as_deref() == Some(id.as_str()))
             }
             Route::Close(no) => self.v3_close(&no, &body()?),
             Route::Refund => self.v3_refund(&body()?),
-            Route::RefundQuery(rno) => {
-                let r = self.state().wx_refunds.get(&rno).cloned();
-                let r = r.ok_or_else(|| err(404, "RESOURCE_NOT_EXISTS", "退款单不存在"))?;
-                let o = self.state().wx.get(&r.out_trade_no).cloned();
-                let o = o.ok_or_else(order_not_exist)?;
-                Ok(ok(self.refund_json(&r, &o), &r.out_trade_no))
-            }
+            Route::RefundQuery(rno) => self.v3_refund_query(&rno),
             Route::Certificates => self.v3_certificates(),
         }
     }

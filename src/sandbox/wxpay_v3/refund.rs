@@ -18,8 +18,19 @@ fn refund_status_v3(status: &str) -> &'static str {
 }
 
 impl Sandbox {
+    /// `GET /v3/refund/domestic/refunds/{out_refund_no}`.
+    pub(super) fn v3_refund_query(&self, rno: &str) -> Result<Done, V3Error> {
+        let st = self.state();
+        let r = st.wx_refunds.get(rno).cloned();
+        let r = r.ok_or_else(|| err(404, "RESOURCE_NOT_EXISTS", "退款单不存在"))?;
+        let o = st.wx.get(&r.out_trade_no).cloned();
+        drop(st);
+        let o = o.ok_or_else(|| err(404, "RESOURCE_NOT_EXISTS", "订单不存在"))?;
+        Ok(ok(self.refund_json(&r, &o), &r.out_trade_no))
+    }
+
     /// The refund object of refund answers.
-    pub(super) fn refund_json(&self, r: &WxRefund, o: &WxOrder) -> Value {
+    fn refund_json(&self, r: &WxRefund, o: &WxOrder) -> Value {
         let status = refund_status_v3(r.status);
         let mut v = json!({
             "refund_id": r.refund_id,

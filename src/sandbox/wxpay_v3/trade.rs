@@ -216,8 +216,22 @@ impl Sandbox {
         })
     }
 
+    /// `GET /v3/pay/transactions/out-trade-no/{no}` or `…/id/{transaction_id}`, `?mchid=`.
+    pub(super) fn v3_query(
+        &self,
+        mchid: Option<&str>,
+        this: impl Fn(&WxOrder) -> bool,
+    ) -> Result<Done, V3Error> {
+        if mchid != Some(self.wechat_mch_id.as_str()) {
+            return Err(param("mchid 与商户号不一致"));
+        }
+        let found = self.state().wx.values().find(|o| this(o)).cloned();
+        let o = found.ok_or_else(order_not_exist)?;
+        Ok(ok(self.transaction(&o, false), &o.out_trade_no))
+    }
+
     /// The `Transaction` object of query answers and payment notifications.
-    pub(super) fn transaction(&self, o: &WxOrder, wrong_amount: bool) -> Value {
+    fn transaction(&self, o: &WxOrder, wrong_amount: bool) -> Value {
         let paid = matches!(o.trade_state, "SUCCESS" | "REFUND");
         let total = o.total_fee + i64::from(wrong_amount);
         let mut t = Map::new();
