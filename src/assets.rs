@@ -20,6 +20,54 @@ const SANDBOX_KEYS: &[(&str, &str)] = &[
         "keys/sandbox/pingpp_platform_private.pem",
         include_str!("../keys/sandbox/pingpp_platform_private.pem"),
     ),
+    (
+        "keys/sandbox/wechat_v3_merchant_private.pem",
+        include_str!("../keys/sandbox/wechat_v3_merchant_private.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_merchant_public.pem",
+        include_str!("../keys/sandbox/wechat_v3_merchant_public.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_pubkey_private.pem",
+        include_str!("../keys/sandbox/wechat_v3_pubkey_private.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_pubkey_public.pem",
+        include_str!("../keys/sandbox/wechat_v3_pubkey_public.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_platform_1_cert.pem",
+        include_str!("../keys/sandbox/wechat_v3_platform_1_cert.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_platform_1_private.pem",
+        include_str!("../keys/sandbox/wechat_v3_platform_1_private.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_platform_2_cert.pem",
+        include_str!("../keys/sandbox/wechat_v3_platform_2_cert.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_platform_2_private.pem",
+        include_str!("../keys/sandbox/wechat_v3_platform_2_private.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_platform_3_cert.pem",
+        include_str!("../keys/sandbox/wechat_v3_platform_3_cert.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_platform_3_private.pem",
+        include_str!("../keys/sandbox/wechat_v3_platform_3_private.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_platform_4_cert.pem",
+        include_str!("../keys/sandbox/wechat_v3_platform_4_cert.pem"),
+    ),
+    (
+        "keys/sandbox/wechat_v3_platform_4_private.pem",
+        include_str!("../keys/sandbox/wechat_v3_platform_4_private.pem"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -66,7 +66,38 @@ pub struct WechatConfig {
     pub pay_base: Option<String>,
     /// PEM file with the merchant's client certificate and key (refunds; live mode).
     pub client_cert_pem: Option<String>,
+    /// Which WeChat Pay API the shop speaks: the XML v2 or the JSON APIv3.
+    pub api_version: ApiVersion,
+    /// APIv3: PEM file of the merchant API private key (signs every request).
+    pub v3_private_key: String,
+    /// APIv3: serial number (hex) of the merchant API certificate, sent as `serial_no`.
+    pub v3_cert_serial: String,
+    /// APIv3 key: 32 ASCII bytes, the AES-256-GCM key of notifications and certificates.
+    pub apiv3_key: String,
+    /// APIv3 public-key mode: the id (`PUB_KEY_ID_…`) of the WeChat Pay public key.
+    pub v3_public_key_id: Option<String>,
+    /// APIv3 public-key mode: PEM file of the WeChat Pay public key. Set (with its id):
+    /// answers and notifications are verified with it; unset: platform-certificate mode
+    /// (`GET /v3/certificates`).
+    pub v3_public_key: Option<String>,
+    /// Base of the APIv3 (`https://api.mch.weixin.qq.com`); sandbox mode points it at itself.
+    pub v3_base: Option<String>,
 }
+
+/// The WeChat Pay API generation the shop uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVersion {
+    V2,
+    V3,
+}
+
+/// The sandbox merchant's APIv3 private key (test-only, committed), the default path.
+pub const SANDBOX_V3_PRIVATE_KEY: &str = "keys/sandbox/wechat_v3_merchant_private.pem";
+/// The sandbox merchant certificate's serial number.
+pub const SANDBOX_V3_CERT_SERIAL: &str = "6B2F0F1D57E39A4C8D2E4B7A9C1E3F5A7B9D0C2E";
+/// The sandbox merchant's APIv3 key.
+pub const SANDBOX_APIV3_KEY: &str = "sandboxapiv3key0sandboxapiv3key1";
 
 impl Default for WechatConfig {
     fn default() -> Self {
@@ -79,6 +110,13 @@ impl Default for WechatConfig {
             login_base: None,
             pay_base: None,
             client_cert_pem: None,
+            api_version: ApiVersion::V2,
+            v3_private_key: SANDBOX_V3_PRIVATE_KEY.into(),
+            v3_cert_serial: SANDBOX_V3_CERT_SERIAL.into(),
+            apiv3_key: SANDBOX_APIV3_KEY.into(),
+            v3_public_key_id: None,
+            v3_public_key: None,
+            v3_base: None,
         }
     }
 }
@@ -119,6 +157,13 @@ impl fmt::Debug for WechatConfig {
             .field("login_base", &self.login_base)
             .field("pay_base", &self.pay_base)
             .field("client_cert_pem", &self.client_cert_pem)
+            .field("api_version", &self.api_version)
+            .field("v3_private_key", &self.v3_private_key)
+            .field("v3_cert_serial", &self.v3_cert_serial)
+            .field("apiv3_key", &Redacted(&self.apiv3_key))
+            .field("v3_public_key_id", &self.v3_public_key_id)
+            .field("v3_public_key", &self.v3_public_key)
+            .field("v3_base", &self.v3_base)
             .finish()
     }
 }
@@ -148,6 +193,9 @@ pub struct SandboxConfig {
     pub merchant_public_key: Option<String>,
     /// Notification retry delays are the platforms' real schedule divided by this.
     pub retry_divisor: u32,
+    /// PEM file of the merchant's APIv3 public key: the sandbox checks every APIv3 request's
+    /// `Authorization` with it (test-only key in the repo).
+    pub wechat_v3_merchant_public_key: String,
 }
 
 impl Default for SandboxConfig {
@@ -157,6 +205,7 @@ impl Default for SandboxConfig {
             pingpp_private_key: "keys/sandbox/pingpp_platform_private.pem".into(),
             merchant_public_key: None,
             retry_divisor: 1000,
+            wechat_v3_merchant_public_key: "keys/sandbox/wechat_v3_merchant_public.pem".into(),
         }
     }
 }
@@ -377,6 +426,13 @@ impl Config {
                 _ => return Err(ConfigError::Env("JIESUAN_LOG_FORMAT", v)),
             };
         }
+        if let Some(v) = get("JIESUAN_WECHAT_API_VERSION") {
+            self.wechat.api_version = match v.as_str() {
+                "v2" => ApiVersion::V2,
+                "v3" => ApiVersion::V3,
+                _ => return Err(ConfigError::Env("JIESUAN_WECHAT_API_VERSION", v)),
+            };
+        }
         if let Some(v) = get("JIESUAN_METRICS") {
             self.metrics = v == "1" || v == "true";
         }
@@ -415,6 +471,9 @@ impl Config {
             ("JIESUAN_WECHAT_APP_SECRET", &mut wx.app_secret),
             ("JIESUAN_WECHAT_MCH_ID", &mut wx.mch_id),
             ("JIESUAN_WECHAT_API_KEY", &mut wx.api_key),
+            ("JIESUAN_WECHAT_APIV3_KEY", &mut wx.apiv3_key),
+            ("JIESUAN_WECHAT_V3_PRIVATE_KEY", &mut wx.v3_private_key),
+            ("JIESUAN_WECHAT_V3_CERT_SERIAL", &mut wx.v3_cert_serial),
         ] {
             if let Some(v) = get(key) {
                 *slot = v;
@@ -458,6 +517,7 @@ impl Config {
         if self.shutdown_grace_seconds > 3600 {
             return bad("shutdown_grace_seconds must be at most 3600");
         }
+        self.wechat.validate_v3()?;
         if self.pay_mode == PayMode::Live {
             self.validate_live()?;
         }
@@ -496,6 +556,9 @@ impl Config {
         if !pp.secret_key.starts_with("sk_live_") {
             return bad("live mode needs a Ping++ live secret key (sk_live_…): a test key (sk_test_…) creates charges that are paid without money");
         }
+        if wx.api_version == ApiVersion::V3 {
+            wx.validate_v3_live()?;
+        }
         if wx.client_cert_pem.is_none() {
             return bad(
                 "live mode needs wechat.client_cert_pem (the merchant certificate, for refunds)",
@@ -531,6 +594,63 @@ impl Config {
             .unwrap_or(Ipv4Addr::LOCALHOST)
     }
 }
+
+impl WechatConfig {
+    /// The APIv3 settings that cannot work in any mode.
+    fn validate_v3(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.apiv3_key.len() != 32 || !self.apiv3_key.is_ascii() {
+            return bad("wechat.apiv3_key must be 32 ASCII characters (the AES-256 key of APIv3 notifications)");
+        }
+        if self.v3_public_key.is_some() != self.v3_public_key_id.is_some() {
+            return bad("wechat.v3_public_key and wechat.v3_public_key_id go together (public-key mode), or neither (platform-certificate mode)");
+        }
+        if self
+            .v3_public_key_id
+            .as_deref()
+            .is_some_and(|id| !id.starts_with("PUB_KEY_ID_"))
+        {
+            return bad("wechat.v3_public_key_id must start with PUB_KEY_ID_");
+        }
+        Ok(())
+    }
+
+    /// Live APIv3: the merchant's own key, serial and APIv3 key, and no sandbox public key.
+    fn validate_v3_live(&self) -> Result<(), ConfigError> {
+        let sandbox = WechatConfig::default();
+        if self.v3_private_key.is_empty()
+            || self.v3_private_key == sandbox.v3_private_key
+            || self.v3_private_key.starts_with("keys/sandbox/")
+        {
+            return Err(ConfigError::Invalid("live APIv3 needs wechat.v3_private_key, the merchant's own API private key, not the sandbox's".into()));
+        }
+        if self.v3_cert_serial.is_empty() || self.v3_cert_serial == sandbox.v3_cert_serial {
+            return Err(ConfigError::Invalid("live APIv3 needs wechat.v3_cert_serial, the serial of the merchant's own API certificate".into()));
+        }
+        if self.apiv3_key == sandbox.apiv3_key {
+            return Err(ConfigError::Invalid(
+                "live APIv3 needs the merchant's own wechat.apiv3_key, not the sandbox's".into(),
+            ));
+        }
+        let sandbox_public = self
+            .v3_public_key
+            .as_deref()
+            .is_some_and(|p| p.starts_with("keys/sandbox/"))
+            || self.v3_public_key_id.as_deref() == Some(SANDBOX_V3_PUBLIC_KEY_ID);
+        if sandbox_public {
+            return Err(ConfigError::Invalid(
+                "live APIv3 needs the real WeChat Pay public key and its id, not the sandbox's"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The id of the sandbox's "WeChat Pay public key" (public-key mode).
+pub const SANDBOX_V3_PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0119000001092026120100000000000001";
+/// The sandbox's WeChat Pay public key (test-only, committed).
+pub const SANDBOX_V3_PUBLIC_KEY: &str = "keys/sandbox/wechat_v3_pubkey_public.pem";
 
 /// An IPv4 address the platforms can see the server at: not private, loopback,
 /// link-local, unspecified, broadcast, multicast or reserved for documentation.
@@ -706,6 +826,36 @@ mod tests {
             "",
             "sandbox mode keeps short holds for tests"
         );
+    }
+
+    #[test]
+    fn live_apiv3_refuses_missing_or_sandbox_keys() {
+        let mut v3 = live();
+        v3.wechat.api_version = ApiVersion::V3;
+        assert!(refusal(&v3).contains("v3_private_key"), "sandbox defaults");
+        v3.wechat.v3_private_key = "/etc/jiesuan/apiclient_key.pem".into();
+        assert!(refusal(&v3).contains("v3_cert_serial"));
+        v3.wechat.v3_cert_serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into();
+        assert!(refusal(&v3).contains("apiv3_key"));
+        v3.wechat.apiv3_key = "0123456789abcdef0123456789abcdef".into();
+        assert_eq!(refusal(&v3), "", "platform-certificate mode");
+        let mut sandbox_public = v3.clone();
+        sandbox_public.wechat.v3_public_key = Some(SANDBOX_V3_PUBLIC_KEY.into());
+        sandbox_public.wechat.v3_public_key_id = Some(SANDBOX_V3_PUBLIC_KEY_ID.into());
+        assert!(refusal(&sandbox_public).contains("public key"));
+        let mut half = v3.clone();
+        half.wechat.v3_public_key = Some("/etc/jiesuan/pub_key.pem".into());
+        assert!(refusal(&half).contains("go together"));
+        half.wechat.v3_public_key_id = Some("PUB_KEY_ID_0114232808342025010200394000000111".into());
+        assert_eq!(refusal(&half), "", "public-key mode");
+        let mut short = Config::default();
+        short.wechat.apiv3_key = "too-short".into();
+        assert!(refusal(&short).contains("32"), "in every mode");
+        let mut v2 = live();
+        v2.wechat.api_version = ApiVersion::V2;
+        assert_eq!(refusal(&v2), "", "v2 needs no APIv3 keys");
+        let text = format!("{v3:?}");
+        assert!(!text.contains("0123456789abcdef0123456789abcdef"), "{text}");
     }
 
     #[test]

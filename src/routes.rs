@@ -80,6 +80,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                     web::post().to(sandbox::upload_shipping_info),
                 )
                 .route("/wxpay/pay/{action}", web::post().to(sandbox::wxpay_api))
+                // APIv3: POST pay/transactions/{jsapi,native,h5}, GET
+                // pay/transactions/out-trade-no/{no} and id/{transaction_id}, POST
+                // pay/transactions/out-trade-no/{no}/close, POST refund/domestic/refunds,
+                // GET refund/domestic/refunds/{no}, GET certificates.
+                .route("/wxpay/v3/{tail:.*}", web::route().to(sandbox::wxpay_v3))
                 .route(
                     "/wxpay/secapi/pay/refund",
                     web::post().to(sandbox::wxpay_refund),
@@ -123,7 +128,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                 .route(
                     "/control/revoke_tokens",
                     web::post().to(sandbox::revoke_tokens),
-                ),
+                )
+                .route("/control/rotate_cert", web::post().to(sandbox::rotate_cert)),
         );
     }
     cfg.service(

@@ -151,6 +151,13 @@ impl AppState {
         }
     }
 
+    /// The base URL of WeChat Pay APIv3 (`{base}/v3/pay/transactions/…`): `wechat.v3_base`,
+    /// else the sandbox's `…/sandbox/wxpay` in sandbox mode, else `api.mch.weixin.qq.com`.
+    pub fn wechat_v3_base(&self) -> String {
+        let configured = &self.config.wechat.v3_base;
+        self.platform_base(configured, "/wxpay", "https://api.mch.weixin.qq.com")
+    }
+
     /// The base URL of `sns/jscode2session`: the sandbox's own in sandbox mode.
     pub fn wechat_login_base(&self) -> String {
         match (&self.config.wechat.login_base, self.config.pay_mode) {
@@ -341,12 +348,15 @@ pub fn run_with_jobs(
     }
     if state.config.pay_mode == PayMode::Sandbox {
         let (platform_key, merchant_public) = sandbox_keys(&state.config)?;
+        let v3 = crate::sandbox::wxpay_v3::Platform::load(&state.config)
+            .map_err(|(path, e)| StartupError::Key(path, e))?;
         state.sandbox = Some(Sandbox::new(
             &state.config,
             format!("{}/sandbox", state.public_url),
             &state.public_url,
             platform_key,
             merchant_public,
+            v3,
             state.http.clone(),
         ));
     }

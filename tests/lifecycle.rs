@@ -136,14 +136,7 @@ async fn an_expired_unpaid_order_is_closed_at_the_gateway_and_its_stock_returns(
         .unwrap());
     assert_eq!(app.stock(5), stock + 1);
     // The gateway no longer takes the payment.
-    let res = app
-        .api
-        .post(format!("{}/sandbox/control/pay", app.url))
-        .json(&json!({ "out_trade_no": no }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+    app.sandbox_pay_refused(&no).await;
 }
 
 #[tokio::test]

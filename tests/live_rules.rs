@@ -204,15 +204,9 @@ async fn a_native_code_is_never_shown_past_its_two_hours() {
 
     // The sandbox's clock runs 2 hours ahead: the old code cannot pay any more.
     control(&app, "clock", json!({ "advance_seconds": 2 * 3600 + 60 })).await;
-    let res = app
-        .api
-        .post(format!("{}/sandbox/control/pay", app.url))
-        .json(&json!({ "out_trade_no": first["out_trade_no"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let text = res.text().await.unwrap();
+    let text = app
+        .sandbox_pay_refused(first["out_trade_no"].as_str().unwrap())
+        .await;
     assert!(text.contains("过期"), "{text}");
 
     control(

@@ -1,6 +1,6 @@
 //! The sandbox's HTTP face (mounted only in sandbox mode): the same paths as
-//! `api.weixin.qq.com`, `api.mch.weixin.qq.com` and `api.pingxx.com`, the simulated phone
-//! pages, and a control API for tests (`/sandbox/control/...`).
+//! `api.weixin.qq.com`, `api.mch.weixin.qq.com` (v2 XML and APIv3 JSON) and `api.pingxx.com`,
+//! the simulated phone pages, and a control API for tests (`/sandbox/control/...`).
 
 use super::error::PageError;
 use super::render;
@@ -201,15 +201,21 @@ fn pp_reply((status, body): (u16, String)) -> HttpResponse {
     .body(body)
 }
 
-/// Ping++'s `/v1/...` as `/sandbox/pingpp/v1/...`; `uri` is what the merchant signed.
-fn pp_auth(sb: &Sandbox, req: &HttpRequest, body: &[u8]) -> Result<(), (u16, String)> {
-    let header = |k: &str| req.headers().get(k).and_then(|v| v.to_str().ok());
+/// The raw path and query the merchant signed: the request's, without the sandbox scope it
+/// reached the platform under (its base URL).
+fn signed_target<'a>(req: &'a HttpRequest, scope: &str) -> &'a str {
     let full = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or_default();
-    let uri = full.strip_prefix("/sandbox/pingpp").unwrap_or(full);
+    full.strip_prefix(scope).unwrap_or(full)
+}
+
+/// Ping++'s `/v1/...` as `/sandbox/pingpp/v1/...`; `uri` is what the merchant signed.
+fn pp_auth(sb: &Sandbox, req: &HttpRequest, body: &[u8]) -> Result<(), (u16, String)> {
+    let header = |k: &str| req.headers().get(k).and_then(|v| v.to_str().ok());
+    let uri = signed_target(req, "/sandbox/pingpp");
     sb.pp_authenticate(&RequestAuth {
         authorization: header("authorization"),
         timestamp: header("pingplusplus-request-timestamp"),
@@ -485,4 +491,61 @@ pub async fn pp_refund_get(
         return Ok(pp_reply(res));
     }
     Ok(pp_reply(sb.pp_refund_get(&path.0, &path.1)))
+}
+
+/// The scope the sandbox's WeChat Pay API is mounted under: a client whose base is
+/// `{public}/sandbox/wxpay` signs `/v3/…`, so this prefix is not part of what it signed.
+const WXPAY_SCOPE: &str = "/sandbox/wxpay";
+
+/// `/sandbox/wxpay/v3/…`: WeChat Pay APIv3 (every path; the sandbox routes by method and
+/// path itself, from the raw request target the merchant signed).
+pub async fn wxpay_v3(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let header = |k: &str| req.headers().get(k).and_then(|v| v.to_str().ok());
+    let reply = sb.v3_handle(&crate::sandbox::wxpay_v3::Request {
+        method: req.method().as_str(),
+        target: signed_target(&req, WXPAY_SCOPE),
+        authorization: header("authorization"),
+        accept: header("accept"),
+        user_agent: header("user-agent"),
+        body: &body,
+    });
+    hang(reply.hang_ms).await;
+    let status = actix_web::http::StatusCode::from_u16(reply.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = HttpResponse::build(status);
+    for (k, v) in reply.headers {
+        res.insert_header((k, v));
+    }
+    Ok(if reply.body.is_empty() {
+        res.finish()
+    } else {
+        res.content_type("application/json; charset=utf-8")
+            .body(reply.body)
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RotateCommand {
+    retire: bool,
+}
+
+/// `POST /sandbox/control/rotate_cert {retire?}`: starts the next APIv3 platform certificate
+/// (the old one stays listed); a second call, or `retire`, retires the old one. Answers the
+/// serials: `{current, listed, retired}`.
+pub async fn rotate_cert(
+    state: web::Data<AppState>,
+    cmd: Option<web::Json<RotateCommand>>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let retire = cmd.is_some_and(|c| c.retire);
+    Ok(match sb.v3_rotate(retire) {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => HttpResponse::Conflict().json(serde_json::json!({ "error": e })),
+    })
 }

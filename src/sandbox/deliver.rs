@@ -21,6 +21,8 @@ pub struct Message {
     pub content_type: &'static str,
     /// Extra headers (Ping++'s signature).
     pub headers: Vec<(&'static str, String)>,
+    /// APIv3: how each send is signed (afresh per send, as the platform does).
+    pub v3_signing: Option<super::wxpay_v3::Signing>,
     pub body: String,
 }
 
@@ -34,6 +36,8 @@ impl Message {
                 status == Some(200)
                     && fields.get("return_code").map(String::as_str) == Some("SUCCESS")
             }
+            // APIv3: 200 or 204, whatever the body.
+            "wechat_v3" => matches!(status, Some(200 | 204)),
             // Ping++ takes any 2xx.
             _ => status.is_some_and(|s| (200..300).contains(&s)),
         }
@@ -41,7 +45,7 @@ impl Message {
 
     fn schedule(&self) -> &'static [u64] {
         match self.provider {
-            "wechat" => &WECHAT_RETRY_SECONDS,
+            "wechat" | "wechat_v3" => &WECHAT_RETRY_SECONDS,
             _ => &PINGPP_RETRY_SECONDS,
         }
     }
@@ -68,6 +72,11 @@ pub fn send(sb: Arc<Sandbox>, faults: &Faults, msg: Message) {
                     .body(msg.body.clone());
                 for (k, v) in &msg.headers {
                     req = req.header(*k, v.clone());
+                }
+                if let Some(signing) = &msg.v3_signing {
+                    for (k, v) in sb.v3_headers(&msg.body, &signing.for_try(try_no)) {
+                        req = req.header(k, v);
+                    }
                 }
                 let (status, reply) = match req.send().await {
                     Ok(r) => (

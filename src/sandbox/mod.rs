@@ -1,14 +1,18 @@
-//! The built-in sandbox: plays WeChat Pay v2 and Ping++ byte for byte (same paths, fields,
-//! signatures and replies), pays on a simulated phone page, and delivers signed notifications
-//! over HTTP with the platforms' retry schedules (compressed), with fault injection.
-//! May import payment (wire formats and signing) and config, never services: it is another
-//! party, reached only over HTTP.
+//! The built-in sandbox: plays WeChat Pay v2, WeChat Pay APIv3 and Ping++ byte for byte (same
+//! paths, fields, signatures and replies), pays on a simulated phone page, and delivers signed
+//! notifications over HTTP with the platforms' retry schedules (compressed), with fault
+//! injection. v2 and APIv3 orders share one store (`State::wx`, marked by `WxApi`), as one
+//! merchant's orders do on the platform; `wxpay_v3` says how APIv3 signs, encrypts and rotates
+//! its certificates. May import payment (wire formats and signing), config and assets (its
+//! built-in keys), never services: it is another party, reached only over HTTP.
 
 pub mod deliver;
 pub mod pingpp;
 pub mod wxa;
 pub mod wxlogin;
 pub mod wxpay;
+pub mod wxpay_v3;
+pub mod x509;
 
 use crate::config::Config;
 use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};
@@ -37,11 +41,32 @@ pub struct Faults {
     /// Refund requests take the money, then hold the answer back this long (longer than
     /// the merchant waits: a timeout after the money left).
     pub refund_hang_ms: u64,
-    /// A WeChat refund ends in this status instead of SUCCESS (`REFUNDCLOSE`, `CHANGE`).
+    /// A WeChat refund ends in this status instead of SUCCESS: `REFUNDCLOSE` or `CLOSED`
+    /// (closed), `CHANGE` or `ABNORMAL` (abnormal), in v2 or APIv3 spelling.
     pub refund_status: String,
     /// The first this-many shipping uploads of the trade answer 10060001 (the payment not
     /// indexed yet, as right after its notification).
     pub shipping_unindexed: u32,
+    /// APIv3: answers and the first send of each notification carry a
+    /// `WECHATPAY/SIGNTEST/…` probe instead of a signature (retries are signed).
+    pub v3_signtest: bool,
+    /// APIv3: answers and notifications are signed with a timestamp 10 minutes old.
+    pub v3_stale_timestamp: bool,
+    /// APIv3: the notification's ciphertext has its GCM tag corrupted.
+    pub v3_bad_tag: bool,
+    /// APIv3: notifications are signed by a retired platform certificate.
+    pub v3_retired_cert: bool,
+}
+
+impl Faults {
+    /// The status a WeChat refund ends in (v2 spelling), by the `refund_status` fault.
+    pub fn refund_end(&self) -> &'static str {
+        match self.refund_status.as_str() {
+            "REFUNDCLOSE" | "CLOSED" => "REFUNDCLOSE",
+            "CHANGE" | "ABNORMAL" => "CHANGE",
+            _ => "SUCCESS",
+        }
+    }
 }
 
 /// Faults for trade numbers starting with `prefix` (empty: every trade).
@@ -65,9 +90,19 @@ pub struct Delivery {
     pub acknowledged: bool,
 }
 
+/// Which WeChat Pay API created an order: its notification goes out in that API's format
+/// (the platform keeps one order space per merchant, so each API can query the other's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WxApi {
+    V2,
+    V3,
+}
+
 /// A WeChat order as the platform keeps it.
 #[derive(Debug, Clone)]
 pub struct WxOrder {
+    pub api: WxApi,
+    pub appid: String,
     pub out_trade_no: String,
     pub body: String,
     pub total_fee: i64,
@@ -76,6 +111,9 @@ pub struct WxOrder {
     pub notify_url: String,
     pub prepay_id: String,
     pub code_url: Option<String>,
+    /// APIv3 H5: the page the shopper's browser is sent to (lives 5 minutes).
+    pub h5_url: Option<String>,
+    pub attach: String,
     pub sign_type: String,
     pub trade_state: &'static str,
     pub transaction_id: Option<String>,
@@ -94,7 +132,10 @@ pub struct WxRefund {
     pub out_refund_no: String,
     pub refund_id: String,
     pub refund_fee: i64,
+    /// v2 spelling: PROCESSING, SUCCESS, REFUNDCLOSE, CHANGE.
     pub status: &'static str,
+    /// When the refund was taken (sandbox clock, unix seconds).
+    pub created_at: i64,
 }
 
 #[derive(Debug, Default)]
@@ -119,9 +160,58 @@ pub struct State {
     pub openids: HashMap<String, String>,
     /// Mini-program access_tokens and shipping uploads.
     pub wxa: wxa::WxaState,
+    /// APIv3 platform certificates: which is current, which are listed or retired.
+    pub v3_rotation: wxpay_v3::Rotation,
+}
+
+/// Why the platform refuses a WeChat refund request (v2 and APIv3 word it each their way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundRefusal {
+    /// The out_refund_no names a refund of another trade or amount.
+    OtherRefund,
+    /// More than the trade has left to refund (or nothing).
+    NotEnough,
 }
 
 impl State {
+    /// Takes a WeChat refund of `fee` from trade `no` (of `total`) under `rno`: the same
+    /// refund again (false) or a new one, PROCESSING (true).
+    pub fn take_wx_refund(
+        &mut self,
+        no: &str,
+        rno: &str,
+        fee: i64,
+        total: i64,
+        now: i64,
+    ) -> Result<(WxRefund, bool), RefundRefusal> {
+        match self.wx_refunds.get(rno) {
+            Some(r) if r.refund_fee == fee && r.out_trade_no == no => {
+                return Ok((r.clone(), false))
+            }
+            Some(_) => return Err(RefundRefusal::OtherRefund),
+            None => {}
+        }
+        let refunded: i64 = self
+            .wx_refunds
+            .values()
+            .filter(|r| r.out_trade_no == no)
+            .map(|r| r.refund_fee)
+            .sum();
+        if fee <= 0 || refunded + fee > total {
+            return Err(RefundRefusal::NotEnough);
+        }
+        let r = WxRefund {
+            out_trade_no: no.to_string(),
+            out_refund_no: rno.to_string(),
+            refund_id: format!("50300{}", random_digits(24)),
+            refund_fee: fee,
+            status: "PROCESSING",
+            created_at: now,
+        };
+        self.wx_refunds.insert(rno.to_string(), r.clone());
+        Ok((r, true))
+    }
+
     /// The faults for this trade: the last rule whose prefix matches.
     pub fn faults_for(&self, out_trade_no: &str) -> Faults {
         self.rules
@@ -152,6 +242,8 @@ pub struct Sandbox {
     pub base_url: String,
     pub platform_key: RsaPrivateKey,
     pub merchant_public_key: Option<RsaPublicKey>,
+    /// APIv3: the merchant key it checks requests with, and its own signing keys.
+    pub v3: wxpay_v3::Platform,
     pub retry_divisor: u32,
     pub http: reqwest::Client,
     state: Mutex<State>,
@@ -164,6 +256,7 @@ impl Sandbox {
         shop_url: &str,
         platform_key: RsaPrivateKey,
         merchant_public_key: Option<RsaPublicKey>,
+        v3: wxpay_v3::Platform,
         http: reqwest::Client,
     ) -> Arc<Sandbox> {
         Arc::new(Sandbox {
@@ -178,6 +271,7 @@ impl Sandbox {
             base_url,
             platform_key,
             merchant_public_key,
+            v3,
             retry_divisor: config.sandbox.retry_divisor.max(1),
             http,
             state: Mutex::new(State::default()),
@@ -189,12 +283,15 @@ impl Sandbox {
         chrono::Utc::now().timestamp() + self.state().clock_offset
     }
 
-    /// Forgets every trade, refund and delivery, as a sandbox restarted would.
+    /// Forgets every trade, refund and delivery, as a sandbox restarted would (its faults
+    /// and certificates stay).
     pub fn forget(&self) {
         let mut st = self.state();
         let rules = std::mem::take(&mut st.rules);
+        let v3_rotation = st.v3_rotation;
         *st = State {
             rules,
+            v3_rotation,
             ..State::default()
         };
     }
@@ -247,3 +344,5 @@ pub fn random_digits(len: usize) -> String {
 
 /// How long the platforms keep a prepay_id or NATIVE code_url usable (seconds).
 pub const CREDENTIAL_LIFE: i64 = 2 * 3600;
+/// How long an H5 payment's page (`mweb_url` / `h5_url`) can be opened (seconds).
+pub const H5_URL_LIFE: i64 = 5 * 60;

@@ -400,6 +400,7 @@ impl Sandbox {
             url: self.pingpp_webhook_url.clone(),
             content_type: "application/json",
             headers: vec![("X-Pingplusplus-Signature", signature)],
+            v3_signing: None,
             body,
         };
         deliver::send(self.clone(), faults, msg);

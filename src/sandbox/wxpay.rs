@@ -1,7 +1,7 @@
 //! WeChat Pay v2 as the platform answers it: `pay/unifiedorder`, `pay/orderquery`,
 //! `pay/closeorder`, checking appid, mch_id and sign, and paying an order.
 
-use super::{deliver, random_digits, random_id, Sandbox, WxOrder, WxRefund};
+use super::{deliver, random_digits, random_id, RefundRefusal, Sandbox, WxApi, WxOrder, WxRefund};
 use crate::payment::wechat::client::{nonce, params as p};
 use crate::payment::wechat::sign::{sign, verify, Params, SignType};
 use crate::payment::wechat::xml::{parse, to_xml};
@@ -181,6 +181,8 @@ impl Sandbox {
         state.wx.insert(
             no.clone(),
             WxOrder {
+                api: WxApi::V2,
+                appid: get("appid"),
                 out_trade_no: no,
                 body: get("body"),
                 total_fee,
@@ -189,6 +191,8 @@ impl Sandbox {
                 notify_url: get("notify_url"),
                 prepay_id: prepay_id.clone(),
                 code_url: code_url.clone(),
+                h5_url: None,
+                attach: get("attach"),
                 sign_type: st.as_str().into(),
                 trade_state: "NOTPAY",
                 transaction_id: None,
@@ -322,7 +326,12 @@ impl Sandbox {
         if o.time_expire.is_some_and(|t| now > t) {
             return Err("订单已过期，请重新下单".into());
         }
-        if now > o.created_at + super::CREDENTIAL_LIFE {
+        let life = if o.trade_type == "MWEB" {
+            super::H5_URL_LIFE
+        } else {
+            super::CREDENTIAL_LIFE
+        };
+        if now > o.created_at + life {
             return Err(if o.trade_type == "NATIVE" {
                 "二维码已过期，请刷新后重新扫码".into()
             } else {
@@ -340,13 +349,17 @@ impl Sandbox {
         let paid = o.clone();
         let faults = state.faults_for(out_trade_no);
         drop(state);
-        let msg = deliver::Message {
-            provider: "wechat",
-            out_trade_no: paid.out_trade_no.clone(),
-            url: paid.notify_url.clone(),
-            content_type: "text/xml",
-            headers: Vec::new(),
-            body: self.wx_notification(&paid, faults.wrong_amount, faults.bad_signature),
+        let msg = match paid.api {
+            WxApi::V3 => self.v3_payment_message(&paid, &faults),
+            WxApi::V2 => deliver::Message {
+                provider: "wechat",
+                out_trade_no: paid.out_trade_no.clone(),
+                url: paid.notify_url.clone(),
+                content_type: "text/xml",
+                headers: Vec::new(),
+                v3_signing: None,
+                body: self.wx_notification(&paid, faults.wrong_amount, faults.bad_signature),
+            },
         };
         deliver::send(self.clone(), &faults, msg);
         Ok(paid)
@@ -442,6 +455,7 @@ impl Sandbox {
             return Err(self.business_error(st, "PARAM_ERROR", "金额必须为整数"));
         };
         let (no, rno) = (get("out_trade_no"), get("out_refund_no"));
+        let now = self.now();
         let mut state = self.state();
         let Some(order) = state.wx.get(&no).cloned() else {
             return Err(self.business_error(st, "ORDERNOTEXIST", "订单不存在"));
@@ -456,36 +470,20 @@ impl Sandbox {
                 "订单金额或退款金额与之前请求不一致",
             ));
         }
-        let existing = state.wx_refunds.get(&rno).cloned();
-        let refund = match existing {
-            Some(r) if r.refund_fee == fee && r.out_trade_no == no => r,
-            Some(_) => {
+        let (refund, new) = match state.take_wx_refund(&no, &rno, fee, total, now) {
+            Ok(taken) => taken,
+            Err(RefundRefusal::OtherRefund) => {
                 return Err(self.business_error(st, "PARAM_ERROR", "退款单号已用于其他退款"))
             }
-            None => {
-                let refunded: i64 = state
-                    .wx_refunds
-                    .values()
-                    .filter(|r| r.out_trade_no == no)
-                    .map(|r| r.refund_fee)
-                    .sum();
-                if fee <= 0 || refunded + fee > total {
-                    return Err(self.business_error(st, "NOTENOUGH", "退款金额超过订单可退金额"));
-                }
-                let r = WxRefund {
-                    out_trade_no: no.clone(),
-                    out_refund_no: rno.clone(),
-                    refund_id: format!("50300{}", random_digits(24)),
-                    refund_fee: fee,
-                    status: "PROCESSING",
-                };
-                state.wx_refunds.insert(rno.clone(), r.clone());
-                let faults = state.faults_for(&no);
-                drop(state);
-                self.finish_wx_refund(r.clone(), order.clone(), get("notify_url"), faults);
-                r
+            Err(RefundRefusal::NotEnough) => {
+                return Err(self.business_error(st, "NOTENOUGH", "退款金额超过订单可退金额"))
             }
         };
+        let faults = state.faults_for(&no);
+        drop(state);
+        if new {
+            self.finish_wx_refund(refund.clone(), order.clone(), get("notify_url"), faults);
+        }
         Ok(self.reply(
             st,
             p([
@@ -514,24 +512,8 @@ impl Sandbox {
         let sb = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            let status: &'static str = match faults.refund_status.as_str() {
-                "REFUNDCLOSE" => "REFUNDCLOSE",
-                "CHANGE" => "CHANGE",
-                _ => "SUCCESS",
-            };
-            {
-                let mut st = sb.state();
-                if let Some(x) = st.wx_refunds.get_mut(&r.out_refund_no) {
-                    x.status = status;
-                }
-                if let Some(o) = st
-                    .wx
-                    .get_mut(&r.out_trade_no)
-                    .filter(|_| status == "SUCCESS")
-                {
-                    o.trade_state = "REFUND";
-                }
-            }
+            let status = faults.refund_end();
+            sb.end_refund(&r, status);
             if notify_url.is_empty() {
                 return;
             }
@@ -581,10 +563,27 @@ impl Sandbox {
                 url: notify_url,
                 content_type: "text/xml",
                 headers: Vec::new(),
+                v3_signing: None,
                 body: to_xml(&outer),
             };
             deliver::send(sb, &faults, msg);
         });
+    }
+
+    /// A taken refund reaches its end: its status, and the trade's `REFUND` state when
+    /// it succeeded.
+    pub(super) fn end_refund(&self, r: &WxRefund, status: &'static str) {
+        let mut st = self.state();
+        if let Some(x) = st.wx_refunds.get_mut(&r.out_refund_no) {
+            x.status = status;
+        }
+        if let Some(o) = st
+            .wx
+            .get_mut(&r.out_trade_no)
+            .filter(|_| status == "SUCCESS")
+        {
+            o.trade_state = "REFUND";
+        }
     }
 
     /// `POST /pay/refundquery` by out_refund_no.

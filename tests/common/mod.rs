@@ -359,6 +359,19 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Presses 确认支付 for a WeChat trade the sandbox must refuse to pay: why it refused.
+    pub async fn sandbox_pay_refused(&self, out_trade_no: &str) -> String {
+        let res = self
+            .api
+            .post(format!("{}/sandbox/control/pay", self.url))
+            .json(&json!({ "out_trade_no": out_trade_no }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{out_trade_no} was paid");
+        res.text().await.unwrap()
+    }
+
     pub async fn set_faults(&self, rule: Value) {
         self.sandbox_control("faults", rule).await;
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[error("bad RSA key: {0}")]
 pub struct KeyError(String);
 
-fn bad(why: impl Into<String>) -> KeyError {
+pub(crate) fn bad(why: impl Into<String>) -> KeyError {
     KeyError(why.into())
 }
 
@@ -42,7 +42,7 @@ impl std::fmt::Debug for RsaPrivateKey {
 }
 
 /// The label and DER bytes of the first PEM block in `pem`.
-fn pem_block(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
+pub(crate) fn pem_block(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
     let mut lines = pem
         .lines()
         .map(str::trim)
@@ -68,7 +68,7 @@ fn pem_block(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
 }
 
 /// One DER element at the start of `der`: (tag, contents, the rest).
-fn der_element(der: &[u8]) -> Result<(u8, &[u8], &[u8]), KeyError> {
+pub(crate) fn der_element(der: &[u8]) -> Result<(u8, &[u8], &[u8]), KeyError> {
     let malformed = || bad("malformed DER");
     let (&tag, rest) = der.split_first().ok_or_else(malformed)?;
     let (&first, rest) = rest.split_first().ok_or_else(malformed)?;

@@ -1,0 +1,87 @@
+//! The wechatpayv3 Python SDK (PyPI, pinned in `.ci/run`) against the sandbox's WeChat Pay
+//! APIv3, in public-key mode and in platform-certificate mode: the SDK's own signing,
+//! verification, certificate download and notification decryption must accept the
+//! sandbox, and the sandbox must refuse what the platform refuses. Built with
+//! `--features e2e`; the script is `tests/e2e/wechatpayv3_check.py`.
+#![cfg(feature = "e2e")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{fresh_database_url, test_config, TestApp};
+use serde_json::{json, Value};
+use std::process::Command;
+
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/keys/sandbox");
+
+/// Runs the script against `app`; its one line of JSON.
+async fn sdk_check(app: &TestApp, prefix: &str) -> Value {
+    let wx = &app.state.config.wechat;
+    let public_key = wx
+        .v3_public_key
+        .as_ref()
+        .map(|_| format!("{KEYS}/wechat_v3_pubkey_public.pem"));
+    let cfg = json!({
+        "base": app.state.wechat_v3_base(),
+        "control": format!("{}/sandbox/control", app.url),
+        "jscode2session": format!("{}/sandbox/wxapi/sns/jscode2session", app.url),
+        "appid": wx.appid, "app_secret": wx.app_secret, "mchid": wx.mch_id,
+        "cert_serial": wx.v3_cert_serial, "apiv3_key": wx.apiv3_key,
+        "private_key": format!("{KEYS}/wechat_v3_merchant_private.pem"),
+        "public_key": public_key, "public_key_id": wx.v3_public_key_id,
+        "prefix": prefix,
+    });
+    let python = std::env::var("JIESUAN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .args(["wechatpayv3_check.py", &cfg.to_string()])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run .ci/run to install it)"))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wechatpayv3_check.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
+fn assert_the_sdk_agreed(v: &Value, prefix: &str) {
+    assert!(v["prepay_id"].as_str().unwrap().starts_with("wx"), "{v}");
+    assert!(v["code_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("weixin://wxpay/bizpayurl?pr="));
+    assert_eq!(v["queried"], "NOTPAY");
+    assert_eq!(v["closed"], "CLOSED");
+    assert_eq!(
+        v["notified"],
+        json!(["TRANSACTION.SUCCESS", "SUCCESS", format!("{prefix}J1"), 1])
+    );
+    assert_eq!(v["short_time_expire"], json!([400, "PARAM_ERROR"]));
+    assert_eq!(v["wrong_key"], json!([401, "SIGN_ERROR"]));
+}
+
+#[tokio::test]
+async fn wechatpayv3_in_public_key_mode_pays_queries_and_closes_on_the_sandbox() {
+    let mut config = test_config(&fresh_database_url());
+    config.wechat.v3_public_key = Some(jiesuan::config::SANDBOX_V3_PUBLIC_KEY.into());
+    config.wechat.v3_public_key_id = Some(jiesuan::config::SANDBOX_V3_PUBLIC_KEY_ID.into());
+    let app = TestApp::spawn_on(config).await;
+    let v = sdk_check(&app, "SDKPUB").await;
+    assert_eq!(v["mode"], "public_key");
+    assert_the_sdk_agreed(&v, "SDKPUB");
+}
+
+#[tokio::test]
+async fn wechatpayv3_in_certificate_mode_downloads_certificates_and_follows_a_rotation() {
+    let app = TestApp::spawn().await;
+    let v = sdk_check(&app, "SDKCERT").await;
+    assert_eq!(v["mode"], "certificate");
+    assert_the_sdk_agreed(&v, "SDKCERT");
+    assert_eq!(v["rotated"], true, "{v}");
+}
