@@ -32,6 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
             .route(web::post().to(notify::wechat_refund)),
     );
     cfg.service(
+        web::resource("/api/v1/pay/v3/notify")
+            .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
+            .route(web::post().to(notify::wechat_v3)),
+    );
+    cfg.service(
         web::resource("/home/notify/pingpp")
             .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
             .route(web::post().to(notify::pingpp)),

@@ -1,7 +1,7 @@
 //! Building the application state and running the server; shared by `main` and the tests.
 
 use crate::assets::{self, AssetError, StaticFiles};
-use crate::config::{Config, PayMode};
+use crate::config::{ApiVersion, Config, PayMode};
 use crate::db::{self, Db, Pool};
 use crate::payment::pingpp::connector::PingppConnector;
 use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};
@@ -9,9 +9,11 @@ use crate::payment::pingpp::{sign as pp_sign, Pingpp};
 use crate::payment::wechat::connector::WechatV2;
 use crate::payment::wechat::shipping::MiniProgramApi;
 use crate::payment::wechat::{SignType, WxPay};
+use crate::payment::wechat_v3::connector::WechatV3;
+use crate::payment::wechat_v3::{ApiV3Key, CertificateSet, Merchant, Verifier, WxPayV3};
 use crate::sandbox::Sandbox;
 use crate::services::gateway::Gateway;
-use crate::services::notify::{PingppApp, WechatMerchant};
+use crate::services::notify::{PingppApp, WechatMerchant, WechatV3Merchant};
 use actix_web::cookie::Key;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
@@ -38,6 +40,8 @@ pub struct AppState {
     pub merchant_key: Option<RsaPrivateKey>,
     /// Carries the WeChat merchant certificate for `secapi` (refunds), when configured.
     pub wechat_cert_http: Option<reqwest::Client>,
+    /// WeChat Pay APIv3, when configured.
+    pub wechat_v3: Option<WechatV3Setup>,
     /// QR codes rendered once per content (a pay page's QR never changes).
     pub qr_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<str>>>>,
     /// This app's Prometheus series (`/metrics`).
@@ -124,6 +128,24 @@ impl AppState {
                 app_id: pp.app_id.clone(),
                 livemode: self.config.pay_mode == PayMode::Live,
             },
+            wechat_v3: self.wechat_v3.as_ref().map(|v3| WechatV3 {
+                client: WxPayV3::new(
+                    self.http.clone(),
+                    &self.wechat_v3_base(),
+                    Duration::from_secs(self.config.platform_timeout_seconds),
+                    v3.merchant.clone(),
+                    Verifier::certificates(CertificateSet::default()),
+                    Arc::new(chrono::Utc::now),
+                )
+                .sharing(v3.verifier.clone()),
+                appid: wx.appid.clone(),
+                notify_url: format!("{}/api/v1/pay/v3/notify", self.public_url),
+            }),
+            v3_certificate_mode: self
+                .wechat_v3
+                .as_ref()
+                .is_some_and(|v3| v3.certificate_mode),
+            wechat_version: wx.api_version,
             mini: MiniProgramApi {
                 http: self.http.clone(),
                 base: self.wechat_login_base(),
@@ -132,6 +154,14 @@ impl AppState {
             },
             metrics: self.metrics.clone(),
         }
+    }
+
+    /// The merchant WeChat Pay APIv3 notifications must be for (None: v3 not configured).
+    pub fn wechat_v3_merchant(&self) -> Option<WechatV3Merchant> {
+        self.wechat_v3.as_ref().map(|_| WechatV3Merchant {
+            appid: self.config.wechat.appid.clone(),
+            mchid: self.config.wechat.mch_id.clone(),
+        })
     }
 
     pub fn wechat_merchant(&self) -> WechatMerchant {
@@ -198,6 +228,42 @@ struct Prepared {
     pingpp_public_key: RsaPublicKey,
     merchant_key: Option<RsaPrivateKey>,
     wechat_cert_http: Option<reqwest::Client>,
+    wechat_v3: Option<WechatV3Setup>,
+}
+
+/// WeChat Pay APIv3 as configured (`wechat.api_version = "v3"`): the merchant's credentials
+/// and the one verifier every client of the process shares (its platform certificates are
+/// refreshed once for all, and stored in the database for the other instances).
+#[derive(Clone)]
+pub struct WechatV3Setup {
+    pub merchant: Merchant,
+    pub verifier: Arc<std::sync::RwLock<Verifier>>,
+    /// Platform-certificate mode (no WeChat Pay public key configured).
+    pub certificate_mode: bool,
+}
+
+/// The merchant's APIv3 key, private key and verification mode, read and checked at start.
+fn wechat_v3_setup(config: &Config) -> Result<WechatV3Setup, StartupError> {
+    let wx = &config.wechat;
+    let private_key = pp_sign::private_key(&read_key(&wx.v3_private_key)?)
+        .map_err(|e| StartupError::Key(wx.v3_private_key.clone(), e.to_string()))?;
+    let api_v3_key = ApiV3Key::new(&wx.apiv3_key)
+        .map_err(|e| StartupError::Key("wechat.apiv3_key".into(), e.to_string()))?;
+    let verifier = match (&wx.v3_public_key_id, &wx.v3_public_key) {
+        (Some(id), Some(path)) => Verifier::public_key(id, &read_key(path)?)
+            .map_err(|e| StartupError::Key(path.clone(), e.to_string()))?,
+        _ => Verifier::certificates(CertificateSet::default()),
+    };
+    Ok(WechatV3Setup {
+        merchant: Merchant {
+            mchid: wx.mch_id.clone(),
+            serial_no: wx.v3_cert_serial.clone(),
+            private_key,
+            api_v3_key,
+        },
+        verifier: Arc::new(std::sync::RwLock::new(verifier)),
+        certificate_mode: wx.v3_public_key.is_none(),
+    })
 }
 
 /// Loads templates, static files and keys and builds the HTTP clients; writes nothing.
@@ -236,6 +302,10 @@ fn prepare(config: &Config) -> Result<Prepared, StartupError> {
     if config.pay_mode == PayMode::Sandbox {
         sandbox_keys(config)?;
     }
+    let wechat_v3 = match config.wechat.api_version {
+        ApiVersion::V3 => Some(wechat_v3_setup(config)?),
+        ApiVersion::V2 => None,
+    };
     Ok(Prepared {
         tera,
         static_files,
@@ -243,6 +313,7 @@ fn prepare(config: &Config) -> Result<Prepared, StartupError> {
         pingpp_public_key,
         merchant_key,
         wechat_cert_http,
+        wechat_v3,
     })
 }
 
@@ -283,6 +354,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         pingpp_public_key: prepared.pingpp_public_key,
         merchant_key: prepared.merchant_key,
         wechat_cert_http: prepared.wechat_cert_http,
+        wechat_v3: prepared.wechat_v3,
         qr_cache: Arc::default(),
         metrics: Arc::new(crate::metrics::Metrics::new()?),
         sandbox: None,

@@ -13,7 +13,11 @@ use std::collections::BTreeSet;
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
 /// The platforms' notify routes: under `/api/v1` but in their formats, outside the contract.
-const NOTIFY_ROUTES: [&str; 2] = ["/api/v1/pay/notify", "/api/v1/pay/refund_notify"];
+const NOTIFY_ROUTES: [&str; 3] = [
+    "/api/v1/pay/notify",
+    "/api/v1/pay/refund_notify",
+    "/api/v1/pay/v3/notify",
+];
 
 /// The document as a client reads it: no token.
 async fn document(app: &TestApp) -> Value {

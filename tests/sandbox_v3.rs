@@ -9,24 +9,12 @@ mod common;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use common::{fresh_database_url, test_config, TestApp};
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use ring::signature::{self, KeyPair, RsaKeyPair, UnparsedPublicKey};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/keys/sandbox");
-
-/// The DER inside a PEM file of keys/sandbox.
-fn pem_der(name: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(format!("{KEYS}/{name}")).unwrap();
-    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    B64.decode(b64).unwrap()
-}
-
-fn key_pair(name: &str) -> RsaKeyPair {
-    RsaKeyPair::from_pkcs8(&pem_der(name)).unwrap()
-}
+use common::wechat_v3::{decrypt, key_pair, KEYS};
 
 /// Verifies a platform signature (`timestamp\nnonce\nbody\n`) with the public half of the
 /// committed private key `key`.
@@ -46,17 +34,6 @@ fn verifies(key: &str, headers: &Headers, body: &str) -> bool {
     )
     .verify(message.as_bytes(), &sig)
     .is_ok()
-}
-
-/// AES-256-GCM open with the APIv3 key.
-fn decrypt(apiv3_key: &str, nonce: &str, aad: &str, ciphertext: &str) -> Option<String> {
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, apiv3_key.as_bytes()).ok()?);
-    let mut buf = B64.decode(ciphertext).ok()?;
-    let nonce = Nonce::try_assume_unique_for_key(nonce.as_bytes()).ok()?;
-    let plain = key
-        .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
-        .ok()?;
-    String::from_utf8(plain.to_vec()).ok()
 }
 
 /// Response or notification headers, by lower-case name.
@@ -754,18 +731,6 @@ fn cert_file(n: usize) -> String {
     std::fs::read_to_string(format!("{KEYS}/wechat_v3_platform_{n}_cert.pem")).unwrap()
 }
 
-/// `POST /sandbox/control/rotate_cert`: (status, answer).
-async fn rotate(app: &TestApp, body: Value) -> (u16, Value) {
-    let res = app
-        .api
-        .post(format!("{}/sandbox/control/rotate_cert", app.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn certificates_rotate_with_an_overlap_and_a_retirement() {
     let app = TestApp::spawn().await;
@@ -775,7 +740,7 @@ async fn certificates_rotate_with_an_overlap_and_a_retirement() {
     assert_eq!(listed[0].1, cert_file(2));
     let start = listed[0].0.clone();
 
-    let r = rotate(&app, json!({})).await.1;
+    let r = app.rotate_cert(json!({})).await.1;
     assert_eq!(r["listed"].as_array().unwrap().len(), 2, "{r}");
     let listed = certificates(&app, &m).await;
     assert_eq!(listed.len(), 2, "the old certificate overlaps the new one");
@@ -797,7 +762,7 @@ async fn certificates_rotate_with_an_overlap_and_a_retirement() {
         r["current"].as_str().unwrap()
     );
 
-    let r = rotate(&app, json!({})).await.1;
+    let r = app.rotate_cert(json!({})).await.1;
     assert!(
         r["retired"].as_array().unwrap().contains(&json!(start)),
         "{r}"
@@ -805,10 +770,14 @@ async fn certificates_rotate_with_an_overlap_and_a_retirement() {
     let listed = certificates(&app, &m).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].1, cert_file(3));
-    assert_eq!(rotate(&app, json!({})).await.0, 200);
-    let r = rotate(&app, json!({"retire": true})).await.1;
+    assert_eq!(app.rotate_cert(json!({})).await.0, 200);
+    let r = app.rotate_cert(json!({"retire": true})).await.1;
     assert_eq!(r["listed"].as_array().unwrap().len(), 1, "{r}");
-    assert_eq!(rotate(&app, json!({})).await.0, 409, "no fifth certificate");
+    assert_eq!(
+        app.rotate_cert(json!({})).await.0,
+        409,
+        "no fifth certificate"
+    );
 }
 
 #[tokio::test]

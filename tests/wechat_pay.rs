@@ -22,25 +22,11 @@ async fn notify(app: &TestApp, body: &str) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-/// A NATIVE attempt for a fresh order: (order id, out_trade_no, amount).
+/// A NATIVE attempt for a fresh order: (token, order id, out_trade_no, amount).
 async fn native_attempt(app: &TestApp, code: &str) -> (String, i32, String, i64) {
-    let (token, id, _) = app.unpaid_order(code).await;
-    let res = app
-        .post_json("/api/v1/pay/native", &token, &json!({ "id": id }))
-        .await;
-    assert_eq!(res.status(), 200);
-    let v: Value = res.json().await.unwrap();
-    assert!(v["code_url"]
-        .as_str()
-        .unwrap()
-        .starts_with("weixin://wxpay/bizpayurl?pr="));
-    let amount = app.attempts(id)[0].amount;
-    (
-        token,
-        id,
-        v["out_trade_no"].as_str().unwrap().to_string(),
-        amount,
-    )
+    let (token, id, no, code_url) = app.native_order(code).await;
+    assert!(code_url.starts_with("weixin://wxpay/bizpayurl?pr="));
+    (token, id, no, app.attempts(id)[0].amount)
 }
 
 #[tokio::test]

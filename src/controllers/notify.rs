@@ -5,7 +5,8 @@
 use super::db;
 use crate::payment::pingpp::SIGNATURE_HEADER;
 use crate::payment::wechat::notify::fail_reply;
-use crate::services::notify::{self, Inbound, Notified};
+use crate::payment::wechat_v3::SignedHeaders;
+use crate::services::notify::{self, Inbound, Notified, V3Reply};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -131,6 +132,59 @@ pub async fn wechat_refund(
         Err(e) => {
             log::error!("wechat refund notify failed: {e:?}");
             xml(StatusCode::INTERNAL_SERVER_ERROR, fail_reply("系统繁忙"))
+        }
+    }
+}
+
+/// The headers a WeChat Pay APIv3 notification is signed with, kept in its log row.
+const V3_HEADERS: [&str; 6] = [
+    "content-type",
+    "user-agent",
+    "wechatpay-serial",
+    "wechatpay-timestamp",
+    "wechatpay-nonce",
+    "wechatpay-signature",
+];
+
+/// `POST /api/v1/pay/v3/notify`: WeChat Pay APIv3 payments and refunds. The signature is
+/// checked here, before the database (a new platform certificate may have to be fetched).
+pub async fn wechat_v3(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let reply = |r: V3Reply| {
+        let mut res = HttpResponse::build(
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        );
+        match r.content_type() {
+            Some(t) => res.content_type(t).body(r.body),
+            None => res.finish(),
+        }
+    };
+    let Some(merchant) = state.wechat_v3_merchant() else {
+        return reply(V3Reply::failure(404, "未启用微信支付 APIv3"));
+    };
+    let msg = inbound(&req, &body, &V3_HEADERS);
+    let headers = SignedHeaders::from_lookup(|k| {
+        req.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    let verified = state.gateway().v3_notification(headers, &body).await;
+    match db(&state, move |c| {
+        notify::wechat_v3(c, &merchant, &msg, verified)
+    })
+    .await
+    {
+        Ok(n) => {
+            finished(&state, &n);
+            reply(n.reply)
+        }
+        Err(e) => {
+            log::error!("wechat v3 notify failed: {e:?}");
+            reply(V3Reply::failure(500, "系统繁忙"))
         }
     }
 }

@@ -158,7 +158,10 @@ impl RefundStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
+    /// WeChat Pay v2 (XML, MD5/HMAC).
     Wechat,
+    /// WeChat Pay APIv3 (JSON, RSA, AES-256-GCM).
+    WechatV3,
     Pingpp,
 }
 
@@ -166,13 +169,25 @@ impl Provider {
     pub const fn as_str(self) -> &'static str {
         match self {
             Provider::Wechat => "wechat",
+            Provider::WechatV3 => "wechat_v3",
             Provider::Pingpp => "pingpp",
+        }
+    }
+
+    /// The platform whose ids the provider's payments and refunds carry: WeChat Pay v2
+    /// and APIv3 share one space of transaction_id and refund_id (one merchant, one trade
+    /// reachable by both APIs), so a payment has one dedupe key whichever API reported it.
+    pub const fn id_space(self) -> Provider {
+        match self {
+            Provider::Wechat | Provider::WechatV3 => Provider::Wechat,
+            Provider::Pingpp => Provider::Pingpp,
         }
     }
 
     pub fn parse(s: &str) -> Option<Provider> {
         match s {
             "wechat" => Some(Provider::Wechat),
+            "wechat_v3" => Some(Provider::WechatV3),
             "pingpp" => Some(Provider::Pingpp),
             _ => None,
         }

@@ -522,3 +522,171 @@ fn pingpp_refund(
     };
     Ok(done(200, "success", Some(&no), outcome))
 }
+
+/// The merchant the WeChat Pay APIv3 notifications must be for.
+#[derive(Debug, Clone)]
+pub struct WechatV3Merchant {
+    pub appid: String,
+    pub mchid: String,
+}
+
+/// A WeChat Pay APIv3 reply: an empty 204, or an error status with `{"code":"FAIL",…}`
+/// (WeChat delivers again).
+pub type V3Reply = crate::payment::wechat_v3::NotifyReply;
+
+/// The pay log's outcome for a notification that failed verification or decryption, and
+/// the status to answer it with.
+fn v3_refusal(e: &crate::payment::wechat_v3::NotifyError) -> (&'static str, u16) {
+    use crate::payment::wechat_v3::{NotifyError, VerifyError};
+    match e {
+        NotifyError::Unverified(VerifyError::Probe) => ("signtest", 401),
+        NotifyError::Unverified(VerifyError::Stale { .. }) => ("stale_timestamp", 401),
+        NotifyError::Unverified(VerifyError::UnknownSerial(_) | VerifyError::NotInForce(_)) => {
+            ("unknown_serial", 401)
+        }
+        NotifyError::Unverified(_) => ("bad_signature", 401),
+        NotifyError::Decrypt(_) => ("bad_ciphertext", 400),
+        NotifyError::Malformed(_) => ("malformed", 400),
+    }
+}
+
+/// Handles a WeChat Pay APIv3 notification whose signature the caller checked (async: a
+/// rotation may need the platform's new certificate first) and whose resource it opened:
+/// `verified` is that notification, or why there is none. Payments go through
+/// `apply_payment`, refunds through `refund::apply_refund`, as every other door's.
+pub fn wechat_v3(
+    conn: &mut Conn,
+    m: &WechatV3Merchant,
+    req: &Inbound,
+    verified: Result<
+        crate::payment::wechat_v3::Notification,
+        crate::payment::wechat_v3::NotifyError,
+    >,
+) -> Result<Notified<V3Reply>, ServiceError> {
+    use crate::payment::wechat_v3::{connector, Event, RefundStatus};
+    const P: Provider = Provider::WechatV3;
+    let reject = |conn: &mut Conn,
+                  verified: bool,
+                  no: Option<&str>,
+                  outcome: &str,
+                  status: u16,
+                  reason: &str| {
+        let reply = V3Reply::failure(status, reason);
+        pay::log_only(
+            conn,
+            &req.entry(P, "notify", verified),
+            no,
+            outcome,
+            &reply.body,
+        )?;
+        Ok(Notified::new(reply, P, no, verified, outcome))
+    };
+    let acknowledge = |conn: &mut Conn, no: Option<&str>, outcome: &str| {
+        let reply = V3Reply::success();
+        pay::log_only(conn, &req.entry(P, "notify", true), no, outcome, "")?;
+        Ok(Notified::new(reply, P, no, true, outcome))
+    };
+    if req.body.contains(&0) {
+        return reject(conn, false, None, BAD_INPUT, 400, "报文含有非法字符");
+    }
+    let notification = match verified {
+        Ok(n) => n,
+        Err(e) => {
+            let (outcome, status) = v3_refusal(&e);
+            return reject(conn, false, None, outcome, status, "验签失败");
+        }
+    };
+    let event = match notification.event() {
+        Ok(e) => e,
+        Err(_) => return reject(conn, true, None, "malformed", 400, "报文格式错误"),
+    };
+    match event {
+        Event::Paid(t) => {
+            let no = t.out_trade_no.clone();
+            let paid = match connector::paid(&t, &m.appid, &m.mchid) {
+                Ok(Some(p)) => p,
+                // A verified notice of a trade that is not paid: nothing to do.
+                Ok(None) => return acknowledge(conn, Some(&no), "not_paid"),
+                // Paid, but unreadable: WeChat must deliver again, or the payment is lost.
+                Err("unreadable") => {
+                    return reject(conn, true, Some(&no), "unreadable", 500, "报文字段无效")
+                }
+                Err(outcome) => return reject(conn, true, Some(&no), outcome, 400, "商户号不匹配"),
+            };
+            if let Err((outcome, reason)) = ids_fit(&paid.out_trade_no, &[&paid.payment_id]) {
+                return reject(conn, true, Some(&no), outcome, 400, &reason);
+            }
+            let proof = Proof {
+                provider: P,
+                out_trade_no: paid.out_trade_no,
+                payment_id: paid.payment_id,
+                transaction_no: paid.transaction_no,
+                amount: paid.amount,
+            };
+            let reply = |a: &Applied| match a {
+                Applied::UnknownTrade => V3Reply::failure(404, "订单不存在"),
+                Applied::AmountMismatch { .. } => V3Reply::failure(400, "金额不匹配"),
+                _ => V3Reply::success(),
+            };
+            let entry = req.entry(P, "notify", true);
+            let applied = pay::apply_payment(conn, &proof, &entry, &|a| reply(a).body)?;
+            Notified::applied(conn, reply(&applied), &proof, &applied)
+        }
+        Event::Refund(n) => {
+            let no = n.out_trade_no.clone();
+            if n.mchid != m.mchid {
+                return reject(conn, true, Some(&no), "wrong_merchant", 400, "商户号不匹配");
+            }
+            if let Err((outcome, reason)) = ids_fit(&no, &[&n.out_refund_no, &n.refund_id]) {
+                return reject(conn, true, Some(&no), outcome, 400, &reason);
+            }
+            let Some(refund) = super::refund::refund_by_no(conn, &n.out_refund_no)? else {
+                return reject(conn, true, Some(&no), "unknown_refund", 404, "退款单不存在");
+            };
+            // Verified as WeChat's; it must still be about this refund.
+            let attempt = super::refund::refund_attempt(conn, &refund)?;
+            if attempt.out_trade_no != no || n.amount.refund.fen() != refund.amount {
+                return reject(
+                    conn,
+                    true,
+                    Some(&no),
+                    "refund_mismatch",
+                    400,
+                    "退款单不匹配",
+                );
+            }
+            match n.refund_status {
+                RefundStatus::Success => {
+                    let entry = req.entry(P, "notify", true);
+                    let done =
+                        super::refund::apply_refund(conn, &refund, &n.refund_id, &entry, &no, "")?;
+                    let outcome = if done { "refunded" } else { "refund_duplicate" };
+                    Ok(Notified::new(
+                        V3Reply::success(),
+                        P,
+                        Some(&no),
+                        true,
+                        outcome,
+                    ))
+                }
+                RefundStatus::Abnormal | RefundStatus::Closed => {
+                    let word = if n.refund_status == RefundStatus::Closed {
+                        "CLOSED"
+                    } else {
+                        "ABNORMAL"
+                    };
+                    super::refund::refund_abnormal(
+                        conn,
+                        refund.id,
+                        &format!("微信退款 {word}，需人工处理"),
+                    )?;
+                    acknowledge(conn, Some(&no), &format!("refund_{}", word.to_lowercase()))
+                }
+                RefundStatus::Processing | RefundStatus::Other => {
+                    acknowledge(conn, Some(&no), "refund_processing")
+                }
+            }
+        }
+        Event::Other(kind) => acknowledge(conn, None, &format!("ignored: {kind}")),
+    }
+}

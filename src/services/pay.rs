@@ -292,7 +292,7 @@ impl Proof {
     /// The same payment has the same key, whichever door (notification or query) it came
     /// through.
     pub fn dedupe_key(&self) -> String {
-        format!("{}:{}", self.provider, self.payment_id)
+        format!("{}:{}", self.provider.id_space(), self.payment_id)
     }
 }
 

@@ -19,7 +19,7 @@ use diesel::prelude::*;
 /// The one key under which a platform's refund is completed: a refund reported by its
 /// notification and found by a query is the same refund.
 pub fn dedupe_key(provider: Provider, refund_ref: &str) -> String {
-    format!("{provider}-refund:{refund_ref}")
+    format!("{}-refund:{refund_ref}", provider.id_space())
 }
 
 fn status_of(o: &Order) -> Result<OrderStatus, ServiceError> {
@@ -411,7 +411,7 @@ impl Gateway {
         let r = refund.clone();
         let attempt = run(&self.db, move |c| refund_attempt(c, &r)).await?;
         let (id, no) = (refund.id, attempt.out_trade_no.clone());
-        let (provider, connector) = self.connector_of(&attempt)?;
+        let (provider, connector) = self.connector_of(&attempt).await?;
         match connector.refund(&refund_order(&refund, &attempt)).await {
             Submitted::Accepted { refund_ref, raw } => {
                 let entry = outbound(provider, "refund", raw);
@@ -459,7 +459,7 @@ impl Gateway {
     pub async fn query_refund(&self, refund: &Refund) -> Result<bool, ServiceError> {
         let r = refund.clone();
         let attempt = run(&self.db, move |c| refund_attempt(c, &r)).await?;
-        let (provider, connector) = self.connector_of(&attempt)?;
+        let (provider, connector) = self.connector_of(&attempt).await?;
         let state = connector
             .refund_query(&refund_order(refund, &attempt))
             .await

@@ -6,6 +6,8 @@
 //! on which each test creates its own database `jt_<random>`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod wechat_v3;
+
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -330,6 +332,31 @@ impl TestApp {
         assert_eq!(status, 200, "{v}");
         let id = v["order_id"].as_i64().unwrap() as i32;
         (token, id, v["order_no"].as_str().unwrap().to_string())
+    }
+
+    /// A buyer's order and its WeChat NATIVE attempt (`/api/v1/pay/native`):
+    /// (token, order id, out_trade_no, code_url).
+    pub async fn native_order(&self, code: &str) -> (String, i32, String, String) {
+        let (token, id, _) = self.unpaid_order(code).await;
+        let res = self
+            .post_json("/api/v1/pay/native", &token, &json!({ "id": id }))
+            .await;
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.unwrap();
+        let no = v["out_trade_no"].as_str().unwrap().to_string();
+        (token, id, no, v["code_url"].as_str().unwrap().to_string())
+    }
+
+    /// `POST /sandbox/control/rotate_cert` (WeChat Pay APIv3): (status, answer).
+    pub async fn rotate_cert(&self, body: Value) -> (u16, Value) {
+        let res = self
+            .api
+            .post(format!("{}/sandbox/control/rotate_cert", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
     }
 
     /// Waits (up to 10 s) until the order has `status`; panics otherwise.

@@ -7,7 +7,7 @@ use super::certs::CertError;
 use super::error::{Exchange, PlatformError, V3Error};
 use super::notify::{parse_notification, Notification, NotifyError};
 use super::sign::{nonce, JsapiParams, Signer};
-use super::verify::{SignedHeaders, Verifier, VerifyError};
+use super::verify::{SignedHeaders, Verifier, VerifyError, PUB_KEY_ID_PREFIX};
 use super::wire::{
     check_out_refund_no, check_out_trade_no, prepay_body, refund_body, ErrorBody, Prepared, Prepay,
     PrepayAnswer, Refund, RefundRequest, TradeType, Transaction,
@@ -74,6 +74,7 @@ impl std::fmt::Debug for WxPayV3 {
 }
 
 /// An answer as it came, before anything in it is believed.
+#[derive(Clone)]
 struct Raw {
     status: u16,
     headers: Result<SignedHeaders, VerifyError>,
@@ -101,6 +102,13 @@ impl WxPayV3 {
             verifier: Arc::new(RwLock::new(verifier)),
             clock,
         }
+    }
+
+    /// The same client, verifying with `verifier`: one set of platform certificates shared
+    /// by every client of the process (a refresh seen by all).
+    pub fn sharing(mut self, verifier: Arc<RwLock<Verifier>>) -> WxPayV3 {
+        self.verifier = verifier;
+        self
     }
 
     pub fn mchid(&self) -> &str {
@@ -134,10 +142,16 @@ impl WxPayV3 {
     ) -> Result<Raw, V3Error> {
         let url = reqwest::Url::parse(&format!("{}{path_and_query}", self.base))
             .map_err(|e| V3Error::Invalid(format!("URL: {e}")))?;
-        // What is signed is what is sent: the path and query as the URL parser wrote them.
+        // What is signed is what is sent, as the platform sees it: the path and query as
+        // the URL parser wrote them, below the base (api.mch.weixin.qq.com has no path of
+        // its own; a base with one, like the sandbox's, is the platform's root).
+        let base_path = reqwest::Url::parse(&self.base)
+            .map(|b| b.path().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        let path = url.path().strip_prefix(&base_path).unwrap_or(url.path());
         let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
         };
         let now = self.now();
         let body = body.unwrap_or_default();
@@ -233,6 +247,22 @@ impl WxPayV3 {
         }
     }
 
+    /// As `verified`; an answer signed by a platform certificate this client does not know
+    /// yet (WeChat Pay started signing with a new one) first brings the certificates up to
+    /// date, then is checked once more.
+    async fn checked(&self, raw: Raw) -> Result<Raw, V3Error> {
+        match self.verified(raw.clone()) {
+            Err(V3Error::Unverified {
+                error: VerifyError::UnknownSerial(serial),
+                ..
+            }) if !serial.starts_with(PUB_KEY_ID_PREFIX) => {
+                self.refresh_certificates().await?;
+                self.verified(raw)
+            }
+            other => other,
+        }
+    }
+
     /// A verified answer with the expected status, or the platform's verified refusal.
     fn expect(raw: Raw, status: u16) -> Result<Raw, V3Error> {
         if raw.status == status {
@@ -281,7 +311,7 @@ impl WxPayV3 {
         body: Option<Vec<u8>>,
     ) -> Result<Answer<T>, V3Error> {
         let raw = self.send(method, path_and_query, body).await?;
-        Self::json(Self::expect(self.verified(raw)?, 200)?)
+        Self::json(Self::expect(self.checked(raw).await?, 200)?)
     }
 
     /// `POST /v3/pay/transactions/{jsapi|native|h5}`.
@@ -326,7 +356,7 @@ impl WxPayV3 {
         let raw = self
             .send(Method::POST, &path, Some(body.into_bytes()))
             .await?;
-        Ok(Self::expect(self.verified(raw)?, 204)?.exchange)
+        Ok(Self::expect(self.checked(raw).await?, 204)?.exchange)
     }
 
     /// `POST /v3/refund/domestic/refunds`. `PROCESSING` is the usual answer.

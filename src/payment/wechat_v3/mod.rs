@@ -7,6 +7,7 @@
 pub mod aead;
 pub mod certs;
 pub mod client;
+pub mod connector;
 pub mod error;
 pub mod notify;
 pub mod sign;

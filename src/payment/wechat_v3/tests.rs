@@ -392,18 +392,22 @@ fn the_first_certificate_download_trusts_its_own_certificates_and_stores_as_json
 }
 
 #[test]
-fn a_later_download_must_be_signed_by_a_certificate_already_known() {
+fn a_later_download_signed_by_the_new_certificate_it_brings_is_followed() {
     let v = v();
-    // Knowing only the old certificate, an answer signed by the new one is refused, though
-    // the new certificate is in it.
+    // Knowing only the old certificate, an answer signed by the new one it carries (opened
+    // with the APIv3 key) is taken: the platform has started signing with it.
     let mut set = CertificateSet::default();
     set.insert(old_certificate());
-    assert_eq!(
-        accept(&mut set, "certificates"),
-        Err(CertError::Unverified(VerifyError::UnknownSerial(s(
-            &v["platform_serial"]
-        ))))
-    );
+    assert_eq!(accept(&mut set, "certificates"), Ok(1));
+    assert!(set.get(&s(&v["platform_serial"])).is_some());
+    // The same answer with its body changed verifies with nothing.
+    let mut set = CertificateSet::default();
+    set.insert(old_certificate());
+    let c = &v["certificates"];
+    let body = s(&c["body"]).replacen("\"data\"", "\"data\" ", 1);
+    assert!(set
+        .accept_download(&headers(c), body.as_bytes(), &api_v3_key(), now())
+        .is_err());
     assert_eq!(set.len(), 1);
 }
 

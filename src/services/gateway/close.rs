@@ -50,7 +50,7 @@ impl Gateway {
             if self.query_attempt(a).await?.is_some() {
                 return Ok(false);
             }
-            let (provider, connector) = self.connector_of(a)?;
+            let (provider, connector) = self.connector_of(a).await?;
             let no = a.out_trade_no.clone();
             match connector.close(&trade(a)).await {
                 Ok(Closed::Closed { outcome, raw }) => {

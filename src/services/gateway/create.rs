@@ -55,8 +55,10 @@ impl Gateway {
         prepared: &Prepared,
         timestamp: i64,
     ) -> Option<crate::payment::connector::JsapiLaunch> {
-        let (_, connector) = self.connector_of(&prepared.attempt).ok()?;
-        connector.jsapi_launch(&prepared.created.provider_ref, timestamp)
+        let provider = crate::domain::Provider::parse(&prepared.attempt.provider)?;
+        self.connector(provider)
+            .ok()?
+            .jsapi_launch(&prepared.created.provider_ref, timestamp)
     }
 
     /// A payment of the order on `channel`: a live attempt of the channel is shown again
@@ -71,7 +73,7 @@ impl Gateway {
         client_ip: String,
     ) -> Result<Prepared, ServiceError> {
         let provider = self.provider_for(channel);
-        let connector = self.connector(provider);
+        let connector = self.connect(provider).await?;
         let via = pay::Via {
             channel,
             provider,

@@ -5,6 +5,7 @@
 //! picked in one place (`Gateway::connector`); the flows are split by what they do:
 //! `create`, `query` (and the sweeps), `close`, and refunds in `services::refund`.
 
+mod certificates;
 mod close;
 mod create;
 mod query;
@@ -13,12 +14,14 @@ pub use create::Prepared;
 
 use super::pay::{self, LogEntry};
 use super::{run, ServiceError};
+use crate::config::ApiVersion;
 use crate::db::Db;
 use crate::domain::{Channel, Money, Provider};
 use crate::models::pay::PayAttempt;
 use crate::payment::connector::{Connector, Trade};
 use crate::payment::pingpp::connector::PingppConnector;
 use crate::payment::wechat::connector::WechatV2;
+use crate::payment::wechat_v3::connector::WechatV3;
 
 /// Everything needed to reach the platforms.
 #[derive(Clone)]
@@ -26,6 +29,12 @@ pub struct Gateway {
     pub db: Db,
     pub wechat: WechatV2,
     pub pingpp: PingppConnector,
+    /// WeChat Pay APIv3, when configured.
+    pub wechat_v3: Option<WechatV3>,
+    /// Its platform certificates are downloaded (no WeChat Pay public key configured).
+    pub v3_certificate_mode: bool,
+    /// Which WeChat Pay API new WeChat payments use.
+    pub wechat_version: ApiVersion,
     /// The mini-program's server API (发货信息管理, its access_token).
     pub mini: crate::payment::wechat::shipping::MiniProgramApi,
     /// Counts the payments the query door applies.
@@ -62,27 +71,45 @@ pub(crate) fn trade(a: &PayAttempt) -> Trade {
 
 impl Gateway {
     /// The one dispatch point: the platform that serves `provider`.
-    pub fn connector(&self, provider: Provider) -> &dyn Connector {
+    pub fn connector(&self, provider: Provider) -> Result<&dyn Connector, ServiceError> {
         match provider {
-            Provider::Wechat => &self.wechat,
-            Provider::Pingpp => &self.pingpp,
+            Provider::Wechat => Ok(&self.wechat),
+            Provider::WechatV3 => match &self.wechat_v3 {
+                Some(v3) => Ok(v3),
+                None => Err(ServiceError::Gateway(
+                    "WeChat Pay APIv3 is not configured (wechat.api_version)".into(),
+                )),
+            },
+            Provider::Pingpp => Ok(&self.pingpp),
         }
+    }
+
+    /// The connector of `provider`, ready to be believed: APIv3 in platform-certificate mode
+    /// first has certificates that are not about to expire (see `certificates`).
+    pub(crate) async fn connect(&self, provider: Provider) -> Result<&dyn Connector, ServiceError> {
+        if provider == Provider::WechatV3 {
+            self.v3_certificates(None).await?;
+        }
+        self.connector(provider)
     }
 
     /// The connector of an attempt, by the provider recorded on it (an attempt stays with
     /// the platform that created it, whatever the configuration says today).
-    pub(crate) fn connector_of(
+    pub(crate) async fn connector_of(
         &self,
         a: &PayAttempt,
     ) -> Result<(Provider, &dyn Connector), ServiceError> {
         let provider = Provider::parse(&a.provider)
             .ok_or_else(|| ServiceError::Internal(format!("provider {}", a.provider)))?;
-        Ok((provider, self.connector(provider)))
+        Ok((provider, self.connect(provider).await?))
     }
 
     /// The platform that takes new payments on `channel`.
     pub fn provider_for(&self, channel: Channel) -> Provider {
-        channel.provider()
+        match channel.provider() {
+            Provider::Wechat if self.wechat_version == ApiVersion::V3 => Provider::WechatV3,
+            other => other,
+        }
     }
 
     pub(crate) async fn log(

@@ -16,7 +16,7 @@ impl Gateway {
         &self,
         attempt: &PayAttempt,
     ) -> Result<Option<Applied>, ServiceError> {
-        let (provider, connector) = self.connector_of(attempt)?;
+        let (provider, connector) = self.connector_of(attempt).await?;
         let no = attempt.out_trade_no.clone();
         let answer = match connector.query(&trade(attempt)).await {
             Ok(answer) => answer,
