@@ -85,3 +85,57 @@ async fn wechatpayv3_in_certificate_mode_downloads_certificates_and_follows_a_ro
     assert_the_sdk_agreed(&v, "SDKCERT");
     assert_eq!(v["rotated"], true, "{v}");
 }
+
+/// Notifications made by independent code (Python `cryptography`): right in every part it
+/// pays once; wrong in any single part (key, timestamp, probe, serial, body, APIv3 key,
+/// amount, currency, merchant, app, trade) it changes nothing.
+#[tokio::test]
+async fn notifications_made_by_python_cryptography_pay_only_when_right_in_every_part() {
+    let mut config = test_config(&fresh_database_url());
+    config.wechat.api_version = jiesuan::config::ApiVersion::V3;
+    config.wechat.v3_public_key_id = Some(jiesuan::config::SANDBOX_V3_PUBLIC_KEY_ID.into());
+    config.wechat.v3_public_key = Some(jiesuan::config::SANDBOX_V3_PUBLIC_KEY.into());
+    let app = TestApp::spawn_on(config).await;
+    let (_, id, no, _) = app.native_order("py-notify").await;
+    let wx = &app.state.config.wechat;
+    let cfg = json!({
+        "url": format!("{}/api/v1/pay/v3/notify", app.url),
+        "key": format!("{KEYS}/wechat_v3_pubkey_private.pem"),
+        "stranger_key": format!("{KEYS}/wechat_v3_merchant_private.pem"),
+        "serial": wx.v3_public_key_id, "apiv3_key": wx.apiv3_key,
+        "appid": wx.appid, "mchid": wx.mch_id,
+        "out_trade_no": no, "total": app.attempts(id)[0].amount,
+    });
+    let python = std::env::var("JIESUAN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .args(["wechatpay_v3_notify.py", &cfg.to_string()])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run .ci/run to install it)"))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wechatpay_v3_notify.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    let statuses = v.as_object().unwrap();
+    assert_eq!(statuses.len(), 13, "{v}");
+    for (case, status) in statuses {
+        let status = status.as_u64().unwrap();
+        if case.starts_with("right") {
+            assert_eq!(status, 204, "{case}: {v}");
+        } else {
+            assert!((400..600).contains(&status), "{case} was accepted: {v}");
+        }
+    }
+    assert_eq!(common::order_status(&app, id), 2);
+    let logs = app.pay_logs(id);
+    let paid = logs.iter().filter(|l| l.2 == "paid").count();
+    let duplicates = logs.iter().filter(|l| l.2 == "duplicate").count();
+    assert_eq!((paid, duplicates), (1, 1), "{logs:?}");
+}

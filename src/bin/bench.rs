@@ -11,11 +11,12 @@
 use futures_util::stream::{self, StreamExt};
 use jiesuan::config::Config;
 use jiesuan::db::{self, Backend, Conn};
-use jiesuan::domain::{generate_order_no, shanghai, Channel, OrderStatus, ProductId};
+use jiesuan::domain::{generate_order_no, shanghai, Channel, OrderStatus, ProductId, Provider};
 use jiesuan::models::{now, order as order_rows, product, NewOrder};
 use jiesuan::payment::pingpp::sign as pp_sign;
 use jiesuan::payment::wechat::sign::{sign, Params, SignType};
 use jiesuan::payment::wechat::xml::to_xml;
+use jiesuan::payment::wechat_v3::ApiV3Key;
 use jiesuan::services::pay::{self, OrderRef};
 use jiesuan::services::{account, order as orders, seed};
 use jiesuan::startup::{build_state, run, AppState};
@@ -232,6 +233,7 @@ fn orders_with_attempts(
     user_id: i32,
     n: usize,
     channel: Channel,
+    provider: Provider,
 ) -> Result<Vec<(String, i64, String)>, String> {
     let mut c = state.pool.get().map_err(|e| e.to_string())?;
     let cmd = PlaceOrderCmd {
@@ -248,7 +250,7 @@ fn orders_with_attempts(
             &OrderRef::ByNo(placed.order_no.clone()),
             pay::Via {
                 channel,
-                provider: channel.provider(),
+                provider,
                 sign_type: Some("MD5"),
             },
         )
@@ -279,6 +281,57 @@ fn wechat_notify(state: &AppState, out_trade_no: &str, amount: i64, tx: &str) ->
     let s = sign(&p, &wx.api_key, SignType::Md5);
     p.insert("sign".into(), s);
     to_xml(&p)
+}
+
+/// A notification's body and headers.
+type Signed = (String, Vec<(&'static str, String)>);
+
+/// A WeChat Pay APIv3 TRANSACTION.SUCCESS notification, sealed with the APIv3 key and signed
+/// with the sandbox's WeChat Pay public key pair (the bench runs in public-key mode).
+fn wechat_v3_notify(
+    state: &AppState,
+    key: &pp_sign::RsaPrivateKey,
+    out_trade_no: &str,
+    amount: i64,
+    tx: &str,
+) -> Result<Signed, String> {
+    let wx = &state.config.wechat;
+    let resource = serde_json::json!({
+        "appid": wx.appid, "mchid": wx.mch_id, "out_trade_no": out_trade_no,
+        "transaction_id": tx, "trade_type": "NATIVE", "trade_state": "SUCCESS",
+        "success_time": "2026-12-01T12:00:00+08:00", "payer": {"openid": "o-bench"},
+        "amount": {"total": amount, "payer_total": amount, "currency": "CNY", "payer_currency": "CNY"},
+    });
+    let apiv3 = ApiV3Key::new(&wx.apiv3_key).map_err(|e| e.to_string())?;
+    let sealed = apiv3
+        .encrypt(
+            &tx[tx.len() - 12..],
+            "transaction",
+            Some("transaction"),
+            &resource.to_string(),
+        )
+        .map_err(|e| e.to_string())?;
+    let body = serde_json::json!({
+        "id": format!("EV-{tx}"), "create_time": "2026-12-01T12:00:00+08:00",
+        "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS",
+        "summary": "支付成功", "resource": sealed,
+    })
+    .to_string();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let nonce = format!("N{tx}");
+    let signature = pp_sign::sign(key, format!("{ts}\n{nonce}\n{body}\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let serial = wx.v3_public_key_id.clone().unwrap_or_default();
+    Ok((
+        body,
+        vec![
+            ("content-type", "application/json".into()),
+            ("wechatpay-serial", serial),
+            ("wechatpay-timestamp", ts),
+            ("wechatpay-nonce", nonce),
+            ("wechatpay-signature", signature),
+        ],
+    ))
 }
 
 fn pingpp_event(
@@ -374,6 +427,10 @@ async fn bench(a: Args) -> Result<String, String> {
         ..Config::default()
     };
     config.order_timeout_minutes = 60;
+    // APIv3 in public-key mode, for its notify row (the other rows do not depend on it).
+    config.wechat.api_version = jiesuan::config::ApiVersion::V3;
+    config.wechat.v3_public_key_id = Some(jiesuan::config::SANDBOX_V3_PUBLIC_KEY_ID.into());
+    config.wechat.v3_public_key = Some(jiesuan::config::SANDBOX_V3_PUBLIC_KEY.into());
     let state = build_state(config).map_err(|e| e.to_string())?;
     {
         let mut c = state.pool.get().map_err(|e| e.to_string())?;
@@ -461,7 +518,7 @@ async fn bench(a: Args) -> Result<String, String> {
     // Notifications: distinct orders, first deliveries, then the very same again.
     let st = state.clone();
     let wx_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, n, Channel::WxNative)
+        orders_with_attempts(&st, seller, n, Channel::WxNative, Provider::Wechat)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -498,12 +555,47 @@ async fn bench(a: Args) -> Result<String, String> {
     )
     .await?;
 
+    // WeChat Pay APIv3: RSA verify and AES-256-GCM open per notification.
+    let v3_key = pp_sign::private_key(
+        &jiesuan::assets::read_key("keys/sandbox/wechat_v3_pubkey_private.pem")
+            .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let st = state.clone();
+    let v3_orders = tokio::task::spawn_blocking(move || {
+        orders_with_attempts(&st, seller, n, Channel::WxNative, Provider::WechatV3)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let v3_notes: Vec<Signed> = v3_orders
+        .iter()
+        .enumerate()
+        .map(|(i, (no, amt, _))| {
+            wechat_v3_notify(&state, &v3_key, no, *amt, &format!("4200000000bv3{i:015}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let v3_reqs: Vec<reqwest::RequestBuilder> = v3_notes
+        .iter()
+        .map(|(body, headers)| {
+            headers.iter().fold(
+                http.post(format!("{base}/api/v1/pay/v3/notify"))
+                    .body(body.clone()),
+                |r, (k, v)| r.header(*k, v.clone()),
+            )
+        })
+        .collect();
+    checkpoint(&state)?;
+    let v3_first = drive("WeChat APIv3 notify, first delivery", &http, v3_reqs, |s| {
+        s == 204
+    })
+    .await?;
+
     let key_pem = std::fs::read_to_string(&state.config.sandbox.pingpp_private_key)
         .map_err(|e| e.to_string())?;
     let key = pp_sign::private_key(&key_pem).map_err(|e| e.to_string())?;
     let st = state.clone();
     let pp_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, n, Channel::AlipayQr)
+        orders_with_attempts(&st, seller, n, Channel::AlipayQr, Provider::Pingpp)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -575,7 +667,7 @@ async fn bench(a: Args) -> Result<String, String> {
     };
     let st = state.clone();
     let pc_order = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, pc_user, 1, Channel::AlipayQr)
+        orders_with_attempts(&st, pc_user, 1, Channel::AlipayQr, Provider::Pingpp)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -596,7 +688,11 @@ async fn bench(a: Args) -> Result<String, String> {
         "status poll",
         &http,
         (0..n)
-            .map(|_| http.post(format!("{base}/home/order/status?order_sn={sn}")))
+            .map(|_| {
+                // The owner's poll: status pages answer only the order's owner.
+                http.post(format!("{base}/home/order/status?order_sn={sn}"))
+                    .header("cookie", &cookie)
+            })
             .collect(),
         ok200,
     )
@@ -614,7 +710,7 @@ async fn bench(a: Args) -> Result<String, String> {
     // Exactly once: 64 copies of one notification, 32 at a time, 10 trials.
     let st = state.clone();
     let trials_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, 10, Channel::WxNative)
+        orders_with_attempts(&st, seller, 10, Channel::WxNative, Provider::Wechat)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -671,6 +767,7 @@ async fn bench(a: Args) -> Result<String, String> {
         &placed_1k,
         &wx_first,
         &wx_dup,
+        &v3_first,
         &pp_first,
         &pp_dup,
         &pay_page,
@@ -705,7 +802,7 @@ async fn bench(a: Args) -> Result<String, String> {
     out.push_str(&format!(
         "\n| ratio | value | target |\n|---|---:|---|\n\
          | place order / limit | {} | ≥ 0.5 |\n\
-         | first-delivery notify (WeChat, Ping++) / limit | {}, {} | ≥ 0.5 |\n\
+         | first-delivery notify (WeChat v2, APIv3, Ping++) / limit | {}, {}, {} | ≥ 0.5 |\n\
          | duplicates / first deliveries | {} | ≥ 1 |\n\
          | pay page / static | {} | ≥ 0.3 |\n\
          | status poll / static | {} | ≥ 0.3 |\n\
@@ -715,6 +812,7 @@ async fn bench(a: Args) -> Result<String, String> {
          \n(seeding {to_seed} orders took {:.1} s)\n",
         r(placed_1k.rate(), lim.rate()),
         r(wx_first.rate(), lim.rate()),
+        r(v3_first.rate(), lim.rate()),
         r(pp_first.rate(), lim.rate()),
         r(dup, first),
         r(pay_page.rate(), stat.rate()),
