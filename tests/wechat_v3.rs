@@ -350,3 +350,26 @@ async fn an_order_with_a_v2_and_a_v3_attempt_is_paid_once_and_the_second_payment
         .unwrap();
     assert_eq!(a.status, 2);
 }
+
+#[tokio::test]
+async fn the_pc_pay_page_shows_a_v3_native_qr_that_the_phone_pays() {
+    let app = v3_app(false).await;
+    app.pc_register("v3pc").await;
+    app.pc_address().await;
+    let order_no = app.pc_order(1, 1).await;
+    let (status, body) = app
+        .pc_get(&format!("/home/order/wxpay?order_sn={order_no}"))
+        .await;
+    assert_eq!(status, 200);
+    let doc = common::html(&body);
+    let code_url = common::select_text(&doc, "#code-url").unwrap();
+    assert!(code_url.starts_with("weixin://"), "{code_url}");
+    let id = app.order_by_no(&order_no).id;
+    let a = app.attempts(id).pop().unwrap();
+    assert_eq!(a.provider, "wechat_v3");
+    assert_eq!(a.credential.as_deref(), Some(code_url.as_str()));
+    // The phone that scans it pays; the notification comes over APIv3.
+    app.sandbox_pay(json!({ "out_trade_no": a.out_trade_no }))
+        .await;
+    app.wait_for_status(id, 2).await;
+}
