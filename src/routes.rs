@@ -37,6 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
             .route(web::post().to(notify::wechat_v3)),
     );
     cfg.service(
+        web::resource("/home/notify/alipay")
+            .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
+            .route(web::post().to(notify::alipay)),
+    );
+    cfg.service(
         web::resource("/home/notify/pingpp")
             .app_data(web::PayloadConfig::new(NOTIFY_LIMIT))
             .route(web::post().to(notify::pingpp)),

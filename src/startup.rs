@@ -13,7 +13,7 @@ use crate::payment::wechat_v3::connector::WechatV3;
 use crate::payment::wechat_v3::{ApiV3Key, CertificateSet, Merchant, Verifier, WxPayV3};
 use crate::sandbox::Sandbox;
 use crate::services::gateway::Gateway;
-use crate::services::notify::{PingppApp, WechatMerchant, WechatV3Merchant};
+use crate::services::notify::{AlipayApp, PingppApp, WechatMerchant, WechatV3Merchant};
 use actix_web::cookie::Key;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
@@ -141,6 +141,7 @@ impl AppState {
                 appid: wx.appid.clone(),
                 notify_url: format!("{}/api/v1/pay/v3/notify", self.public_url),
             }),
+            alipay: None,
             v3_certificate_mode: self
                 .wechat_v3
                 .as_ref()
@@ -162,6 +163,11 @@ impl AppState {
             appid: self.config.wechat.appid.clone(),
             mchid: self.config.wechat.mch_id.clone(),
         })
+    }
+
+    /// The Alipay app notifications must be for (None: Alipay direct not configured).
+    pub fn alipay_app(&self) -> Option<AlipayApp> {
+        None
     }
 
     pub fn wechat_merchant(&self) -> WechatMerchant {

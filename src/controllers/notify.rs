@@ -188,3 +188,31 @@ pub async fn wechat_v3(
         }
     }
 }
+
+/// `POST /home/notify/alipay`: Alipay's asynchronous notifications (payments and refunds).
+/// The reply is the plain `success`, or `fail` and Alipay delivers again.
+pub async fn alipay(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let text = |body: &str| {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(body.to_string())
+    };
+    let Some(app) = state.alipay_app() else {
+        return text("fail");
+    };
+    let msg = inbound(&req, &body, &["content-type", "user-agent"]);
+    match db(&state, move |c| notify::alipay(c, &app, &msg)).await {
+        Ok(n) => {
+            finished(&state, &n);
+            text(&n.reply)
+        }
+        Err(e) => {
+            log::error!("alipay notify failed: {e:?}");
+            text("fail")
+        }
+    }
+}

@@ -163,6 +163,8 @@ pub enum Provider {
     /// WeChat Pay APIv3 (JSON, RSA, AES-256-GCM).
     WechatV3,
     Pingpp,
+    /// Alipay direct (OpenAPI, RSA2).
+    Alipay,
 }
 
 impl Provider {
@@ -171,6 +173,7 @@ impl Provider {
             Provider::Wechat => "wechat",
             Provider::WechatV3 => "wechat_v3",
             Provider::Pingpp => "pingpp",
+            Provider::Alipay => "alipay",
         }
     }
 
@@ -181,6 +184,7 @@ impl Provider {
         match self {
             Provider::Wechat | Provider::WechatV3 => Provider::Wechat,
             Provider::Pingpp => Provider::Pingpp,
+            Provider::Alipay => Provider::Alipay,
         }
     }
 
@@ -189,6 +193,7 @@ impl Provider {
             "wechat" => Some(Provider::Wechat),
             "wechat_v3" => Some(Provider::WechatV3),
             "pingpp" => Some(Provider::Pingpp),
+            "alipay" => Some(Provider::Alipay),
             _ => None,
         }
     }

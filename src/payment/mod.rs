@@ -1,6 +1,7 @@
 //! Payment platforms' wire formats, signing and clients. May import domain and config (and
 //! derive utoipa schemas for objects the API passes on).
 
+pub mod alipay;
 pub mod connector;
 pub mod pingpp;
 pub mod wechat;

@@ -690,3 +690,82 @@ pub fn wechat_v3(
         Event::Other(kind) => acknowledge(conn, None, &format!("ignored: {kind}")),
     }
 }
+
+/// The Alipay app the notifications must be for.
+#[derive(Debug, Clone)]
+pub struct AlipayApp {
+    pub app_id: String,
+    pub seller_id: String,
+    pub public_key: RsaPublicKey,
+}
+
+/// Handles an Alipay notification; the reply is the plain body Alipay reads: `success`
+/// (delivered) or `fail` (deliver again).
+pub fn alipay(
+    conn: &mut Conn,
+    app: &AlipayApp,
+    req: &Inbound,
+) -> Result<Notified<String>, ServiceError> {
+    use crate::payment::alipay::notify::NoticeError;
+    const P: Provider = Provider::Alipay;
+    let answer = |conn: &mut Conn, verified: bool, no: Option<&str>, outcome: &str, ok: bool| {
+        let reply = if ok { "success" } else { "fail" }.to_string();
+        pay::log_only(conn, &req.entry(P, "notify", verified), no, outcome, &reply)?;
+        Ok(Notified::new(reply, P, no, verified, outcome))
+    };
+    if req.body.contains(&0) {
+        return answer(conn, false, None, BAD_INPUT, false);
+    }
+    let notice = match crate::payment::alipay::parse_notification(&app.public_key, &req.body) {
+        Ok(n) => n,
+        Err(NoticeError::BadSignature) => {
+            return answer(conn, false, None, "bad_signature", false)
+        }
+        Err(NoticeError::Malformed(_)) => return answer(conn, false, None, "malformed", false),
+    };
+    let no = notice.out_trade_no.clone();
+    if let Err((outcome, _)) = ids_fit(&no, &[&notice.trade_no]) {
+        return answer(conn, true, Some(&no), outcome, false);
+    }
+    if notice.app_id != app.app_id || notice.seller_id != app.seller_id {
+        return answer(conn, true, Some(&no), "wrong_merchant", false);
+    }
+    if notice.refund_fee.is_some() {
+        // A refund's notification: completes the refund it names (out_biz_no); one without
+        // (a full refund may carry none) is left to the refund sweep's query.
+        let Some(out_refund_no) = notice.out_biz_no.clone() else {
+            return answer(conn, true, Some(&no), "refund_notice", true);
+        };
+        if ids_fit(&no, &[&out_refund_no]).is_err() {
+            return answer(conn, true, Some(&no), BAD_INPUT, false);
+        }
+        let Some(refund) = super::refund::refund_by_no(conn, &out_refund_no)? else {
+            return answer(conn, true, Some(&no), "unknown_refund", false);
+        };
+        if super::refund::refund_attempt(conn, &refund)?.out_trade_no != no {
+            return answer(conn, true, Some(&no), "refund_mismatch", false);
+        }
+        let entry = req.entry(P, "notify", true);
+        let done =
+            super::refund::apply_refund(conn, &refund, &out_refund_no, &entry, &no, "success")?;
+        let outcome = if done { "refunded" } else { "refund_duplicate" };
+        return Ok(Notified::new("success".into(), P, Some(&no), true, outcome));
+    }
+    if !notice.is_payment() {
+        let outcome = format!("not_paid: {}", notice.trade_status);
+        return answer(conn, true, Some(&no), &outcome, true);
+    }
+    let proof = Proof {
+        provider: P,
+        out_trade_no: notice.out_trade_no.clone(),
+        payment_id: notice.trade_no.clone(),
+        transaction_no: notice.trade_no,
+        amount: notice.total_amount,
+    };
+    let reply = |a: &Applied| match a {
+        Applied::UnknownTrade | Applied::AmountMismatch { .. } => "fail".to_string(),
+        _ => "success".to_string(),
+    };
+    let applied = pay::apply_payment(conn, &proof, &req.entry(P, "notify", true), &reply)?;
+    Notified::applied(conn, reply(&applied), &proof, &applied)
+}

@@ -15,6 +15,7 @@ pub use create::Prepared;
 use super::pay::{self, LogEntry};
 use super::{run, ServiceError};
 use crate::config::ApiVersion;
+use crate::payment::alipay::AlipayConnector;
 use crate::db::Db;
 use crate::domain::{Channel, Money, Provider};
 use crate::models::pay::PayAttempt;
@@ -31,6 +32,8 @@ pub struct Gateway {
     pub pingpp: PingppConnector,
     /// WeChat Pay APIv3, when configured.
     pub wechat_v3: Option<WechatV3>,
+    /// Alipay direct, when configured.
+    pub alipay: Option<AlipayConnector>,
     /// Its platform certificates are downloaded (no WeChat Pay public key configured).
     pub v3_certificate_mode: bool,
     /// Which WeChat Pay API new WeChat payments use.
@@ -81,6 +84,10 @@ impl Gateway {
                 )),
             },
             Provider::Pingpp => Ok(&self.pingpp),
+            Provider::Alipay => match &self.alipay {
+                Some(a) => Ok(a),
+                None => Err(ServiceError::Gateway("Alipay direct is not configured".into())),
+            },
         }
     }
 
