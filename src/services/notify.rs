@@ -718,9 +718,7 @@ pub fn alipay(
     }
     let notice = match crate::payment::alipay::parse_notification(&app.public_key, &req.body) {
         Ok(n) => n,
-        Err(NoticeError::BadSignature) => {
-            return answer(conn, false, None, "bad_signature", false)
-        }
+        Err(NoticeError::BadSignature) => return answer(conn, false, None, "bad_signature", false),
         Err(NoticeError::Malformed(_)) => return answer(conn, false, None, "malformed", false),
     };
     let no = notice.out_trade_no.clone();

@@ -177,7 +177,8 @@ impl Alipay {
 
     /// The answer of `method`, believed only if Alipay signed it.
     fn read(&self, method: &str, status: u16, body: String) -> Result<Answer, AlipayError> {
-        let unverified = |why: &str| AlipayError::Unverified(format!("{method} HTTP {status}: {why}"));
+        let unverified =
+            |why: &str| AlipayError::Unverified(format!("{method} HTTP {status}: {why}"));
         let key = format!("{}_response", method.replace('.', "_"));
         let json: Value = serde_json::from_str(&body).map_err(|_| unverified("not JSON"))?;
         let raw = raw_value(&body, &key)

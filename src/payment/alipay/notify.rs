@@ -25,8 +25,10 @@ pub struct AlipayNotice {
 impl AlipayNotice {
     /// TRADE_SUCCESS or TRADE_FINISHED, with no refund in it: a payment.
     pub fn is_payment(&self) -> bool {
-        matches!(self.trade_status.as_str(), "TRADE_SUCCESS" | "TRADE_FINISHED")
-            && self.refund_fee.is_none()
+        matches!(
+            self.trade_status.as_str(),
+            "TRADE_SUCCESS" | "TRADE_FINISHED"
+        ) && self.refund_fee.is_none()
     }
 }
 

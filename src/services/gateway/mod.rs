@@ -15,10 +15,10 @@ pub use create::Prepared;
 use super::pay::{self, LogEntry};
 use super::{run, ServiceError};
 use crate::config::ApiVersion;
-use crate::payment::alipay::AlipayConnector;
 use crate::db::Db;
 use crate::domain::{Channel, Money, Provider};
 use crate::models::pay::PayAttempt;
+use crate::payment::alipay::AlipayConnector;
 use crate::payment::connector::{Connector, Trade};
 use crate::payment::pingpp::connector::PingppConnector;
 use crate::payment::wechat::connector::WechatV2;
@@ -86,7 +86,9 @@ impl Gateway {
             Provider::Pingpp => Ok(&self.pingpp),
             Provider::Alipay => match &self.alipay {
                 Some(a) => Ok(a),
-                None => Err(ServiceError::Gateway("Alipay direct is not configured".into())),
+                None => Err(ServiceError::Gateway(
+                    "Alipay direct is not configured".into(),
+                )),
             },
         }
     }
