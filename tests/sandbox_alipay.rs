@@ -750,3 +750,41 @@ async fn certificate_mode_checks_the_app_and_root_sns_and_names_the_signing_cert
         .await;
     assert_eq!(sub_code(&r), "isv.invalid-alipay-root-cert-sn");
 }
+
+#[tokio::test]
+async fn escaped_slashes_are_signed_as_the_plain_text_and_a_closed_wap_trade_is_notified() {
+    let app = TestApp::spawn().await;
+    let m = Merchant {
+        app: &app,
+        cert: false,
+    };
+    app.set_faults(json!({"prefix": "SLASH_", "alipay_escaped_slashes": true}))
+        .await;
+    let biz = json!({"out_trade_no": "SLASH_01", "total_amount": "0.01", "subject": "x"});
+    let raw = m.send(&m.params("alipay.trade.precreate", &biz, &[])).await;
+    assert!(raw.contains("\"qr_code\":\"http:\\/\\/"), "{raw}");
+    let object = raw_object(&raw, "alipay_trade_precreate_response");
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    let sign = v["sign"].as_str().unwrap();
+    assert!(
+        !platform_verifies(object, sign),
+        "the raw text is not what was signed"
+    );
+    assert!(platform_verifies(&object.replace("\\/", "/"), sign));
+
+    let rx = Receiver::start(&[]).await;
+    let params = m.params(
+        "alipay.trade.wap.pay",
+        &json!({"out_trade_no": "WAP_CLOSE_01", "total_amount": "3.00", "subject": "手机",
+            "product_code": "QUICK_WAP_WAY"}),
+        &[("notify_url", &rx.url)],
+    );
+    let cashier = common::location(&open_cashier(&app, &params).await);
+    app.browser.get(&cashier).send().await.unwrap();
+    let by_no = json!({"out_trade_no": "WAP_CLOSE_01"});
+    assert_eq!(m.call("alipay.trade.close", by_no).await["code"], "10000");
+    let sent = rx.wait_for(1).await;
+    assert!(verifies_notification(&sent[0]));
+    assert_eq!(sent[0]["trade_status"], "TRADE_CLOSED");
+    assert!(!sent[0].contains_key("refund_fee") && sent[0].contains_key("gmt_close"));
+}

@@ -58,6 +58,9 @@ pub struct Faults {
     pub v3_bad_tag: bool,
     /// APIv3: notifications are signed by a retired platform certificate.
     pub v3_retired_cert: bool,
+    /// Alipay: answers go out with `/` escaped as `\/` but signed over the plain text (as
+    /// some live answers are: a client verifies the raw text, then the unescaped one).
+    pub alipay_escaped_slashes: bool,
 }
 
 impl Faults {

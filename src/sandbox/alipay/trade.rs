@@ -280,8 +280,9 @@ impl Sandbox {
         Ok(fields)
     }
 
-    /// `alipay.trade.close`: only a WAIT_BUYER_PAY trade.
-    pub(super) fn ali_close(&self, call: &Call) -> Result<Vec<Field>, Failure> {
+    /// `alipay.trade.close`: only a WAIT_BUYER_PAY trade. A wap.pay trade's close is
+    /// notified (TRADE_CLOSED without refund fields); QR and PC trades notify payments only.
+    pub(super) fn ali_close(self: &Arc<Self>, call: &Call) -> Result<Vec<Field>, Failure> {
         let t = self.ali_find(call)?;
         if t.status != "WAIT_BUYER_PAY" {
             return Err(Failure::business(
@@ -290,9 +291,16 @@ impl Sandbox {
             ));
         }
         let now = self.now();
-        if let Some(stored) = self.state().alipay.trades.get_mut(&t.out_trade_no) {
+        let mut st = self.state();
+        let faults = st.faults_for(&t.out_trade_no);
+        let closed = st.alipay.trades.get_mut(&t.out_trade_no).map(|stored| {
             stored.status = "TRADE_CLOSED";
             stored.gmt_close = Some(now);
+            stored.clone()
+        });
+        drop(st);
+        if let Some(closed) = closed.filter(|c| c.method == "alipay.trade.wap.pay") {
+            self.ali_notify(&closed, None, &faults);
         }
         Ok(vec![
             ("trade_no", Value::from(t.trade_no)),
