@@ -13,11 +13,15 @@ The script: precreate (the SDK verifies the answer), query before the scan
 (ACQ.TRADE_NOT_EXIST) and after it (WAIT_BUYER_PAY), the sandbox pays, the SDK's `verify`
 accepts the notification and refuses it with one field changed, query (TRADE_SUCCESS), a
 partial refund and its query, a wap.pay URL the gateway sends on to the cashier, and a call
-signed by another key answered isv.invalid-signature (still signed by the platform).
+signed by another key answered isv.invalid-signature (still signed by the platform). With
+"certs" (certificate mode) it uses DCAliPay instead: precreate and query, the SDK's own
+app_cert_sn / alipay_root_cert_sn accepted and the answers verified with the key in
+alipay_cert.
 
 Usage: python3 alipay_check.py CONFIG_JSON
 CONFIG_JSON: {"gateway": ".../sandbox/alipay/gateway.do", "control": ".../sandbox/control",
-              "app_id", "app_private_key" (path), "alipay_public_key" (path), "prefix"}
+              "app_id", "app_private_key" (path), "alipay_public_key" (path), "prefix",
+              "certs" (optional: {"app_cert", "alipay_cert", "alipay_root_cert"} paths)}
 """
 import http.server
 import json
@@ -27,7 +31,7 @@ import time
 from urllib.parse import parse_qsl
 
 import requests
-from alipay import AliPay
+from alipay import AliPay, DCAliPay
 from Cryptodome.PublicKey import RSA
 
 cfg = json.loads(sys.argv[1])
@@ -63,9 +67,32 @@ def client(private_key):
     return sdk
 
 
-alipay = client(open(cfg["app_private_key"]).read())
 no = cfg["prefix"] + "Q1"
 out = {}
+
+if cfg.get("certs"):
+    # Certificate mode: DCAliPay computes app_cert_sn and alipay_root_cert_sn itself from
+    # the certificates and takes Alipay's key out of alipay_cert.
+    certs = {k: open(v).read() for k, v in cfg["certs"].items()}
+    sdk = DCAliPay(
+        appid=cfg["app_id"],
+        app_notify_url=notify_url,
+        app_private_key_string=open(cfg["app_private_key"]).read(),
+        app_public_key_cert_string=certs["app_cert"],
+        alipay_public_key_cert_string=certs["alipay_cert"],
+        alipay_root_cert_string=certs["alipay_root_cert"],
+    )
+    sdk._gateway = cfg["gateway"]
+    created = sdk.api_alipay_trade_precreate(
+        subject="证书模式", out_trade_no=no, total_amount="0.01"
+    )
+    out["sns"] = [sdk.app_cert_sn, sdk.alipay_root_cert_sn]
+    out["precreate"] = [created["code"], created["out_trade_no"]]
+    out["before_scan"] = sdk.api_alipay_trade_query(out_trade_no=no).get("sub_code")
+    print(json.dumps(out, ensure_ascii=False))
+    sys.exit(0)
+
+alipay = client(open(cfg["app_private_key"]).read())
 
 created = alipay.api_alipay_trade_precreate(
     subject="结算商城订单", out_trade_no=no, total_amount="0.01"
