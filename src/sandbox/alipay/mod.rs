@@ -28,8 +28,8 @@ pub const ALIPAY_CERT: &str = "keys/sandbox/alipay_platform_cert.pem";
 pub const ROOT_CERT: &str = "keys/sandbox/alipay_root_cert.pem";
 
 /// How far a request's `timestamp` (Beijing time) may be from the sandbox clock. Alipay's
-/// tolerance is not published; an SDK on a UTC host writing its local time is 8 hours off
-/// and refused, as `isv.invalid-timestamp` reports show it is live.
+/// tolerance is not published (only its error, `isv.invalid-timestamp`, is): 10 minutes is
+/// the sandbox's choice, so a client writing UTC wall time (8 hours off) is refused.
 pub const TIMESTAMP_SKEW_SECONDS: i64 = 10 * 60;
 
 /// Certificate mode: the SNs the platform expects of requests and announces on answers.
