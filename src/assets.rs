@@ -68,6 +68,34 @@ const SANDBOX_KEYS: &[(&str, &str)] = &[
         "keys/sandbox/wechat_v3_platform_4_private.pem",
         include_str!("../keys/sandbox/wechat_v3_platform_4_private.pem"),
     ),
+    (
+        "keys/sandbox/alipay_app_private.pem",
+        include_str!("../keys/sandbox/alipay_app_private.pem"),
+    ),
+    (
+        "keys/sandbox/alipay_app_public.pem",
+        include_str!("../keys/sandbox/alipay_app_public.pem"),
+    ),
+    (
+        "keys/sandbox/alipay_platform_private.pem",
+        include_str!("../keys/sandbox/alipay_platform_private.pem"),
+    ),
+    (
+        "keys/sandbox/alipay_platform_public.pem",
+        include_str!("../keys/sandbox/alipay_platform_public.pem"),
+    ),
+    (
+        "keys/sandbox/alipay_app_cert.pem",
+        include_str!("../keys/sandbox/alipay_app_cert.pem"),
+    ),
+    (
+        "keys/sandbox/alipay_platform_cert.pem",
+        include_str!("../keys/sandbox/alipay_platform_cert.pem"),
+    ),
+    (
+        "keys/sandbox/alipay_root_cert.pem",
+        include_str!("../keys/sandbox/alipay_root_cert.pem"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -180,6 +180,112 @@ impl fmt::Debug for PingppConfig {
     }
 }
 
+/// Alipay direct (the open platform's `gateway.do`): the app's id, the merchant's PID, and
+/// the keys of public-key mode, or certificates as well (certificate mode).
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlipayConfig {
+    /// The app's APPID on the open platform (16 digits, `2021…`).
+    pub app_id: String,
+    /// The merchant's PID (`2088…`): notifications must name it as `seller_id`.
+    pub seller_id: String,
+    /// PEM file of the app's RSA2 private key (signs every request).
+    pub app_private_key: String,
+    /// PEM file of Alipay's public key (verifies answers and notifications). In certificate
+    /// mode the key inside `alipay_cert` is the one that counts.
+    pub alipay_public_key: String,
+    /// `https://openapi.alipay.com/gateway.do`; sandbox mode points it at itself.
+    pub gateway: Option<String>,
+    /// Certificate mode: the app's public-key certificate (`appCertPublicKey_<appid>.crt`).
+    pub app_cert: Option<String>,
+    /// Certificate mode: Alipay's public-key certificate (`alipayCertPublicKey_RSA2.crt`).
+    pub alipay_cert: Option<String>,
+    /// Certificate mode: Alipay's root certificate(s) (`alipayRootCert.crt`).
+    pub alipay_root_cert: Option<String>,
+}
+
+/// The sandbox app's APPID (the `[alipay]` default; live mode refuses it).
+pub const SANDBOX_ALIPAY_APP_ID: &str = "2021000100000001";
+/// The sandbox merchant's PID.
+pub const SANDBOX_ALIPAY_SELLER_ID: &str = "2088102100000001";
+
+impl Default for AlipayConfig {
+    fn default() -> Self {
+        // Sandbox credentials: they only work against the built-in sandbox.
+        AlipayConfig {
+            app_id: SANDBOX_ALIPAY_APP_ID.into(),
+            seller_id: SANDBOX_ALIPAY_SELLER_ID.into(),
+            app_private_key: "keys/sandbox/alipay_app_private.pem".into(),
+            alipay_public_key: "keys/sandbox/alipay_platform_public.pem".into(),
+            gateway: None,
+            app_cert: None,
+            alipay_cert: None,
+            alipay_root_cert: None,
+        }
+    }
+}
+
+impl AlipayConfig {
+    /// Certificate mode: all three certificates configured.
+    pub fn certificate_mode(&self) -> bool {
+        self.app_cert.is_some() && self.alipay_cert.is_some() && self.alipay_root_cert.is_some()
+    }
+
+    /// Settings that cannot work in any mode.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        let digits = |s: &str, prefix: &str| {
+            s.len() == 16 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !self.app_id.bytes().all(|b| b.is_ascii_digit()) || self.app_id.is_empty() {
+            return bad("alipay.app_id must be the app's APPID (digits)");
+        }
+        if !digits(&self.seller_id, "2088") {
+            return bad("alipay.seller_id must be the merchant's PID: 16 digits starting 2088");
+        }
+        let certs = [&self.app_cert, &self.alipay_cert, &self.alipay_root_cert];
+        let set = certs.iter().filter(|c| c.is_some()).count();
+        if set != 0 && set != 3 {
+            return bad("alipay.app_cert, alipay.alipay_cert and alipay.alipay_root_cert go together (certificate mode), or none (public-key mode)");
+        }
+        Ok(())
+    }
+
+    /// Live mode: none of the sandbox's ids or keys (a sandbox key is published: anyone
+    /// could sign "Alipay" notifications with it).
+    fn validate_live(&self) -> Result<(), ConfigError> {
+        let sandbox = |p: &str| p.starts_with("keys/sandbox/");
+        let sandbox_cert = [&self.app_cert, &self.alipay_cert, &self.alipay_root_cert]
+            .iter()
+            .any(|c| c.as_deref().is_some_and(sandbox));
+        if self.app_id == SANDBOX_ALIPAY_APP_ID
+            || self.seller_id == SANDBOX_ALIPAY_SELLER_ID
+            || sandbox(&self.app_private_key)
+            || sandbox(&self.alipay_public_key)
+            || sandbox_cert
+        {
+            return Err(ConfigError::Invalid("live mode needs the real Alipay app_id, seller_id, app private key and Alipay public key (or certificates), not the sandbox's".into()));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AlipayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys are paths, not secrets; shown so a misconfiguration can be seen.
+        f.debug_struct("AlipayConfig")
+            .field("app_id", &self.app_id)
+            .field("seller_id", &self.seller_id)
+            .field("app_private_key", &self.app_private_key)
+            .field("alipay_public_key", &self.alipay_public_key)
+            .field("gateway", &self.gateway)
+            .field("app_cert", &self.app_cert)
+            .field("alipay_cert", &self.alipay_cert)
+            .field("alipay_root_cert", &self.alipay_root_cert)
+            .finish()
+    }
+}
+
 /// The built-in sandbox (sandbox mode only).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -196,6 +302,11 @@ pub struct SandboxConfig {
     /// PEM file of the merchant's APIv3 public key: the sandbox checks every APIv3 request's
     /// `Authorization` with it (test-only key in the repo).
     pub wechat_v3_merchant_public_key: String,
+    /// PEM file of the app's public key: the sandbox's Alipay checks every request's RSA2
+    /// signature with it (test-only key in the repo).
+    pub alipay_app_public_key: String,
+    /// PEM file the sandbox's Alipay signs answers and notifications with (test-only).
+    pub alipay_private_key: String,
 }
 
 impl Default for SandboxConfig {
@@ -206,6 +317,8 @@ impl Default for SandboxConfig {
             merchant_public_key: None,
             retry_divisor: 1000,
             wechat_v3_merchant_public_key: "keys/sandbox/wechat_v3_merchant_public.pem".into(),
+            alipay_app_public_key: "keys/sandbox/alipay_app_public.pem".into(),
+            alipay_private_key: "keys/sandbox/alipay_platform_private.pem".into(),
         }
     }
 }
@@ -259,6 +372,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub wechat: WechatConfig,
     pub pingpp: PingppConfig,
+    pub alipay: AlipayConfig,
     pub sandbox: SandboxConfig,
 }
 
@@ -288,6 +402,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             wechat: WechatConfig::default(),
             pingpp: PingppConfig::default(),
+            alipay: AlipayConfig::default(),
             sandbox: SandboxConfig::default(),
         }
     }
@@ -331,6 +446,7 @@ impl fmt::Debug for Config {
             )
             .field("wechat", &self.wechat)
             .field("pingpp", &self.pingpp)
+            .field("alipay", &self.alipay)
             .field("sandbox", &self.sandbox)
             .finish()
     }
@@ -465,6 +581,17 @@ impl Config {
                 *slot = v;
             }
         }
+        let ali = &mut self.alipay;
+        for (key, slot) in [
+            ("JIESUAN_ALIPAY_APP_ID", &mut ali.app_id),
+            ("JIESUAN_ALIPAY_SELLER_ID", &mut ali.seller_id),
+            ("JIESUAN_ALIPAY_APP_PRIVATE_KEY", &mut ali.app_private_key),
+            ("JIESUAN_ALIPAY_PUBLIC_KEY", &mut ali.alipay_public_key),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = v;
+            }
+        }
         let wx = &mut self.wechat;
         for (key, slot) in [
             ("JIESUAN_WECHAT_APPID", &mut wx.appid),
@@ -518,6 +645,7 @@ impl Config {
             return bad("shutdown_grace_seconds must be at most 3600");
         }
         self.wechat.validate_v3()?;
+        self.alipay.validate()?;
         if self.pay_mode == PayMode::Live {
             self.validate_live()?;
         }
@@ -559,6 +687,9 @@ impl Config {
         if wx.api_version == ApiVersion::V3 {
             wx.validate_v3_live()?;
         }
+        if self.alipay_enabled() {
+            self.alipay.validate_live()?;
+        }
         if wx.client_cert_pem.is_none() {
             return bad(
                 "live mode needs wechat.client_cert_pem (the merchant certificate, for refunds)",
@@ -578,6 +709,14 @@ impl Config {
             Some(_) => {}
         }
         Ok(())
+    }
+
+    /// Whether the shop may take Alipay direct: always in sandbox mode; in live mode once
+    /// `alipay.app_id` is the shop's own (then every Alipay key must be real, see
+    /// `validate_live`). A live shop that leaves `[alipay]` alone does not take Alipay, so
+    /// the published sandbox keys can never verify a live notification.
+    pub fn alipay_enabled(&self) -> bool {
+        self.pay_mode == PayMode::Sandbox || self.alipay.app_id != SANDBOX_ALIPAY_APP_ID
     }
 
     /// The server's IPv4 address for the platforms: `server_ip`, else the bound address
@@ -856,6 +995,38 @@ mod tests {
         assert_eq!(refusal(&v2), "", "v2 needs no APIv3 keys");
         let text = format!("{v3:?}");
         assert!(!text.contains("0123456789abcdef0123456789abcdef"), "{text}");
+    }
+
+    #[test]
+    fn live_alipay_refuses_every_sandbox_value_once_the_app_id_is_the_shops() {
+        assert_eq!(
+            refusal(&live()),
+            "",
+            "untouched [alipay]: no Alipay in live mode"
+        );
+        assert!(!live().alipay_enabled());
+        assert!(Config::default().alipay_enabled(), "sandbox mode always");
+        let mut ali = live();
+        ali.alipay.app_id = "2021004123456789".into();
+        assert!(ali.alipay_enabled());
+        assert!(refusal(&ali).contains("Alipay"), "sandbox PID and keys");
+        ali.alipay.seller_id = "2088621234567890".into();
+        ali.alipay.app_private_key = "/etc/jiesuan/alipay_app_private.pem".into();
+        assert!(refusal(&ali).contains("Alipay"), "the sandbox's public key");
+        ali.alipay.alipay_public_key = "/etc/jiesuan/alipay_public.pem".into();
+        assert_eq!(refusal(&ali), "", "public-key mode");
+        let mut cert = ali.clone();
+        cert.alipay.app_cert = Some("/etc/jiesuan/appCertPublicKey.crt".into());
+        assert!(refusal(&cert).contains("go together"));
+        cert.alipay.alipay_cert = Some("/etc/jiesuan/alipayCertPublicKey_RSA2.crt".into());
+        cert.alipay.alipay_root_cert = Some("keys/sandbox/alipay_root_cert.pem".into());
+        assert!(refusal(&cert).contains("Alipay"), "the sandbox's root");
+        cert.alipay.alipay_root_cert = Some("/etc/jiesuan/alipayRootCert.crt".into());
+        assert!(cert.alipay.certificate_mode());
+        assert_eq!(refusal(&cert), "", "certificate mode");
+        let mut pid = Config::default();
+        pid.alipay.seller_id = "1234".into();
+        assert!(refusal(&pid).contains("2088"), "in every mode");
     }
 
     #[test]

@@ -125,6 +125,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                     "/pingpp/notify/charges/{id}",
                     web::get().to(sandbox::pp_test_notify),
                 )
+                .route("/alipay/gateway.do", web::get().to(sandbox::alipay_gateway))
+                .route(
+                    "/alipay/gateway.do",
+                    web::post().to(sandbox::alipay_gateway),
+                )
+                .route(
+                    "/alipay/{kind}/{code}",
+                    web::get().to(sandbox::alipay_phone),
+                )
+                .route(
+                    "/alipay/{kind}/{code}",
+                    web::post().to(sandbox::alipay_phone_pay),
+                )
                 .route("/control/faults", web::post().to(sandbox::set_faults))
                 .route("/control/faults", web::delete().to(sandbox::clear_faults))
                 .route("/control/pay", web::post().to(sandbox::control_pay))

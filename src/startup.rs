@@ -194,6 +194,17 @@ impl AppState {
         self.platform_base(configured, "/wxpay", "https://api.mch.weixin.qq.com")
     }
 
+    /// The Alipay gateway (`…/gateway.do`): `alipay.gateway`, else the sandbox's
+    /// `…/sandbox/alipay/gateway.do` in sandbox mode, else `openapi.alipay.com`.
+    pub fn alipay_gateway(&self) -> String {
+        let configured = &self.config.alipay.gateway;
+        self.platform_base(
+            configured,
+            "/alipay/gateway.do",
+            "https://openapi.alipay.com/gateway.do",
+        )
+    }
+
     /// The base URL of `sns/jscode2session`: the sandbox's own in sandbox mode.
     pub fn wechat_login_base(&self) -> String {
         match (&self.config.wechat.login_base, self.config.pay_mode) {
@@ -307,6 +318,8 @@ fn prepare(config: &Config) -> Result<Prepared, StartupError> {
     };
     if config.pay_mode == PayMode::Sandbox {
         sandbox_keys(config)?;
+        crate::sandbox::alipay::Platform::load(config)
+            .map_err(|(path, e)| StartupError::Key(path, e))?;
     }
     let wechat_v3 = match config.wechat.api_version {
         ApiVersion::V3 => Some(wechat_v3_setup(config)?),
@@ -426,15 +439,19 @@ pub fn run_with_jobs(
     }
     if state.config.pay_mode == PayMode::Sandbox {
         let (platform_key, merchant_public) = sandbox_keys(&state.config)?;
-        let v3 = crate::sandbox::wxpay_v3::Platform::load(&state.config)
-            .map_err(|(path, e)| StartupError::Key(path, e))?;
+        let platforms = crate::sandbox::Platforms {
+            v3: crate::sandbox::wxpay_v3::Platform::load(&state.config)
+                .map_err(|(path, e)| StartupError::Key(path, e))?,
+            alipay: crate::sandbox::alipay::Platform::load(&state.config)
+                .map_err(|(path, e)| StartupError::Key(path, e))?,
+        };
         state.sandbox = Some(Sandbox::new(
             &state.config,
             format!("{}/sandbox", state.public_url),
             &state.public_url,
             platform_key,
             merchant_public,
-            v3,
+            platforms,
             state.http.clone(),
         ));
     }

@@ -9,7 +9,7 @@ mod common;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use common::{fresh_database_url, test_config, TestApp};
-use ring::signature::{self, KeyPair, RsaKeyPair, UnparsedPublicKey};
+use ring::signature::{self, RsaKeyPair};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -19,21 +19,12 @@ use common::wechat_v3::{decrypt, key_pair, KEYS};
 /// Verifies a platform signature (`timestamp\nnonce\nbody\n`) with the public half of the
 /// committed private key `key`.
 fn verifies(key: &str, headers: &Headers, body: &str) -> bool {
-    let pair = key_pair(key);
     let message = format!(
         "{}\n{}\n{body}\n",
         headers.get("wechatpay-timestamp"),
         headers.get("wechatpay-nonce")
     );
-    let Ok(sig) = B64.decode(headers.get("wechatpay-signature")) else {
-        return false;
-    };
-    UnparsedPublicKey::new(
-        &signature::RSA_PKCS1_2048_8192_SHA256,
-        pair.public_key().as_ref(),
-    )
-    .verify(message.as_bytes(), &sig)
-    .is_ok()
+    common::wechat_v3::verify(key, &message, headers.get("wechatpay-signature"))
 }
 
 /// Response or notification headers, by lower-case name.

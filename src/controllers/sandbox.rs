@@ -1,10 +1,12 @@
 //! The sandbox's HTTP face (mounted only in sandbox mode): the same paths as
-//! `api.weixin.qq.com`, `api.mch.weixin.qq.com` (v2 XML and APIv3 JSON) and `api.pingxx.com`,
-//! the simulated phone pages, and a control API for tests (`/sandbox/control/...`).
+//! `api.weixin.qq.com`, `api.mch.weixin.qq.com` (v2 XML and APIv3 JSON), `api.pingxx.com` and
+//! Alipay's `gateway.do`, the simulated phone pages and Alipay cashier, and a control API for
+//! tests (`/sandbox/control/...`).
 
 use super::error::PageError;
 use super::render;
 use crate::domain::Money;
+use crate::sandbox::alipay::GatewayReply;
 use crate::sandbox::pingpp::RequestAuth;
 use crate::sandbox::{wxa, wxlogin, FaultRule, Sandbox};
 use crate::startup::AppState;
@@ -357,6 +359,9 @@ pub async fn control_pay(
     let sb = sandbox(&state)?;
     let result = match (&cmd.out_trade_no, &cmd.charge_id) {
         (_, Some(ch)) => sb.pp_pay(ch).map(|c| serde_json::json!({"paid": c.id})),
+        (Some(no), None) if sb.state().alipay.trades.contains_key(no) => sb
+            .ali_pay(no)
+            .map(|t| serde_json::json!({"paid": t.out_trade_no, "trade_no": t.trade_no})),
         (Some(no), None) => sb.wx_pay(no).map(
             |o| serde_json::json!({"paid": o.out_trade_no, "transaction_id": o.transaction_id}),
         ),
@@ -457,6 +462,16 @@ pub async fn refunds(
                     "refund_id": r.id, "amount": r.amount, "status": r.status})
             }),
     );
+    list.extend(
+        st.alipay
+            .refunds
+            .iter()
+            .filter(|r| r.out_trade_no == q.out_trade_no)
+            .map(|r| {
+                serde_json::json!({"provider": "alipay", "out_refund_no": r.out_request_no,
+                    "amount": r.amount, "status": "REFUND_SUCCESS"})
+            }),
+    );
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -548,4 +563,100 @@ pub async fn rotate_cert(
         Ok(v) => HttpResponse::Ok().json(v),
         Err(e) => HttpResponse::Conflict().json(serde_json::json!({ "error": e })),
     })
+}
+
+/// `GET|POST /sandbox/alipay/gateway.do`: parameters in the query and/or a form body. API
+/// methods answer signed JSON; page.pay / wap.pay send the browser on to the cashier, or
+/// show Alipay's error page.
+pub async fn alipay_gateway(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    match sb.ali_gateway(req.query_string(), &body) {
+        GatewayReply::Json { body, hang_ms } => {
+            hang(hang_ms).await;
+            // The live gateway labels its JSON text/html.
+            Ok(HttpResponse::Ok()
+                .content_type("text/html;charset=utf-8")
+                .body(body))
+        }
+        GatewayReply::Cashier(url) => Ok(HttpResponse::Found()
+            .insert_header(("location", url))
+            .finish()),
+        GatewayReply::ErrorPage(f) => Err(PageError::bad_request(format!(
+            "错误代码 {} 错误原因: {}",
+            f.sub_code.trim_start_matches("isv."),
+            f.sub_msg
+        ))),
+    }
+}
+
+fn ali_page(
+    sb: &Sandbox,
+    t: &crate::sandbox::alipay::Trade,
+    kind: &str,
+    error: Option<String>,
+) -> SandboxPhonePage {
+    SandboxPhonePage {
+        app_name: "支付宝".into(),
+        merchant: "结算商城".into(),
+        subject: t.subject.clone(),
+        amount: Money::from_fen(t.total).to_string(),
+        trade_no: t.out_trade_no.clone(),
+        action: format!("{}/alipay/{kind}/{}", sb.base_url, t.code),
+        done: matches!(t.status, "TRADE_SUCCESS" | "TRADE_FINISHED"),
+        error,
+    }
+}
+
+/// The trade behind `/alipay/{qr|cashier}/{code}`.
+fn ali_trade(
+    sb: &Sandbox,
+    path: &(String, String),
+) -> Result<crate::sandbox::alipay::Trade, PageError> {
+    let (kind, code) = path;
+    if kind != "qr" && kind != "cashier" {
+        return Err(PageError::not_found("页面不存在"));
+    }
+    sb.ali_by_code(code)
+        .ok_or_else(|| PageError::not_found("交易不存在"))
+}
+
+/// `GET /sandbox/alipay/{qr|cashier}/{code}`: the Alipay app after scanning a precreate QR,
+/// or the cashier a page.pay / wap.pay form led to. The trade exists from now on.
+pub async fn alipay_phone(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let t = ali_trade(&sb, &path)?;
+    let page = match sb.ali_open(&t.code) {
+        Ok(t) => ali_page(&sb, &t, &path.0, None),
+        Err(e) => ali_page(&sb, &t, &path.0, Some(e)),
+    };
+    render(&state, &page)
+}
+
+/// `POST /sandbox/alipay/{qr|cashier}/{code}`: 确认付款. The cashier then sends the browser
+/// to `return_url` with signed parameters.
+pub async fn alipay_phone_pay(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let t = ali_trade(&sb, &path)?;
+    match sb.ali_pay(&t.out_trade_no) {
+        Ok(paid) => match sb.ali_return_url(&paid).filter(|_| path.0 == "cashier") {
+            Some(url) => Ok(HttpResponse::Found()
+                .insert_header(("location", url))
+                .finish()),
+            None => render(&state, &ali_page(&sb, &paid, &path.0, None)),
+        },
+        Err(e) => {
+            let now = sb.ali_by_code(&t.code).unwrap_or(t);
+            render(&state, &ali_page(&sb, &now, &path.0, Some(e)))
+        }
+    }
 }

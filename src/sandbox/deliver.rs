@@ -12,9 +12,13 @@ const WECHAT_RETRY_SECONDS: [u64; 15] = [
 /// Ping++: 2m 10m 10m 1h 2h 6h 15h (after the first; 8 sends in 25 hours).
 const PINGPP_RETRY_SECONDS: [u64; 7] = [120, 600, 600, 3600, 7200, 21600, 54000];
 
+/// Alipay: 4m 10m 10m 1h 2h 6h 15h (after the first; 8 sends in about 25 hours).
+const ALIPAY_RETRY_SECONDS: [u64; 7] = [240, 600, 600, 3600, 7200, 21600, 54000];
+
 /// One notification to deliver.
 #[derive(Debug, Clone)]
 pub struct Message {
+    /// `wechat`, `wechat_v3`, `pingpp` or `alipay`: how it is acknowledged and retried.
     pub provider: &'static str,
     pub out_trade_no: String,
     pub url: String,
@@ -36,6 +40,8 @@ impl Message {
                 status == Some(200)
                     && fields.get("return_code").map(String::as_str) == Some("SUCCESS")
             }
+            // Alipay: the body exactly `success` (7 bytes), nothing around it.
+            "alipay" => status == Some(200) && reply == "success",
             // APIv3: 200 or 204, whatever the body.
             "wechat_v3" => matches!(status, Some(200 | 204)),
             // Ping++ takes any 2xx.
@@ -46,6 +52,7 @@ impl Message {
     fn schedule(&self) -> &'static [u64] {
         match self.provider {
             "wechat" | "wechat_v3" => &WECHAT_RETRY_SECONDS,
+            "alipay" => &ALIPAY_RETRY_SECONDS,
             _ => &PINGPP_RETRY_SECONDS,
         }
     }

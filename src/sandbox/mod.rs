@@ -1,11 +1,13 @@
-//! The built-in sandbox: plays WeChat Pay v2, WeChat Pay APIv3 and Ping++ byte for byte (same
-//! paths, fields, signatures and replies), pays on a simulated phone page, and delivers signed
-//! notifications over HTTP with the platforms' retry schedules (compressed), with fault
-//! injection. v2 and APIv3 orders share one store (`State::wx`, marked by `WxApi`), as one
-//! merchant's orders do on the platform; `wxpay_v3` says how APIv3 signs, encrypts and rotates
-//! its certificates. May import payment (wire formats and signing), config and assets (its
+//! The built-in sandbox: plays WeChat Pay v2, WeChat Pay APIv3, Ping++ and Alipay byte for
+//! byte (same paths, fields, signatures and replies), pays on a simulated phone page (and
+//! Alipay's cashier), and delivers signed notifications over HTTP with the platforms' retry
+//! schedules (compressed), with fault injection. v2 and APIv3 orders share one store
+//! (`State::wx`, marked by `WxApi`), as one merchant's orders do on the platform; `wxpay_v3`
+//! says how APIv3 signs, encrypts and rotates its certificates; `alipay` plays `gateway.do`
+//! (public-key and certificate mode) with its own trades and refunds (`State::alipay`). May import payment (wire formats and signing), config and assets (its
 //! built-in keys), never services: it is another party, reached only over HTTP.
 
+pub mod alipay;
 pub mod deliver;
 pub mod pingpp;
 pub mod wxa;
@@ -56,6 +58,9 @@ pub struct Faults {
     pub v3_bad_tag: bool,
     /// APIv3: notifications are signed by a retired platform certificate.
     pub v3_retired_cert: bool,
+    /// Alipay: answers go out with `/` escaped as `\/` but signed over the plain text (as
+    /// some live answers are: a client verifies the raw text, then the unescaped one).
+    pub alipay_escaped_slashes: bool,
 }
 
 impl Faults {
@@ -162,6 +167,8 @@ pub struct State {
     pub wxa: wxa::WxaState,
     /// APIv3 platform certificates: which is current, which are listed or retired.
     pub v3_rotation: wxpay_v3::Rotation,
+    /// Alipay's trades and refunds.
+    pub alipay: alipay::AliState,
 }
 
 /// Why the platform refuses a WeChat refund request (v2 and APIv3 word it each their way).
@@ -223,6 +230,12 @@ impl State {
     }
 }
 
+/// The platforms' own keys, loaded at start.
+pub struct Platforms {
+    pub v3: wxpay_v3::Platform,
+    pub alipay: alipay::Platform,
+}
+
 /// The sandbox: settings, keys and in-memory state (it plays an outside party, so its state
 /// is its own, not the shop's database).
 pub struct Sandbox {
@@ -244,6 +257,9 @@ pub struct Sandbox {
     pub merchant_public_key: Option<RsaPublicKey>,
     /// APIv3: the merchant key it checks requests with, and its own signing keys.
     pub v3: wxpay_v3::Platform,
+    /// Alipay: the app's public key it checks requests with, its own signing key, the
+    /// certificate SNs of certificate mode.
+    pub alipay: alipay::Platform,
     pub retry_divisor: u32,
     pub http: reqwest::Client,
     state: Mutex<State>,
@@ -256,7 +272,7 @@ impl Sandbox {
         shop_url: &str,
         platform_key: RsaPrivateKey,
         merchant_public_key: Option<RsaPublicKey>,
-        v3: wxpay_v3::Platform,
+        platforms: Platforms,
         http: reqwest::Client,
     ) -> Arc<Sandbox> {
         Arc::new(Sandbox {
@@ -271,7 +287,8 @@ impl Sandbox {
             base_url,
             platform_key,
             merchant_public_key,
-            v3,
+            v3: platforms.v3,
+            alipay: platforms.alipay,
             retry_divisor: config.sandbox.retry_divisor.max(1),
             http,
             state: Mutex::new(State::default()),

@@ -1,6 +1,7 @@
 //! Just enough of X.509 for the sandbox's platform certificates: the serial number and the
-//! validity period, read from the DER of a `BEGIN CERTIFICATE` PEM. May import payment (the
-//! PEM and DER readers).
+//! validity period (WeChat Pay APIv3), and Alipay's certificate SN (MD5 of the issuer's
+//! RFC 2253 name and the decimal serial), read from the DER of a `BEGIN CERTIFICATE` PEM.
+//! May import payment (the PEM and DER readers).
 
 use crate::payment::pingpp::sign::{bad as malformed, der_element, pem_block, KeyError};
 
@@ -43,18 +44,7 @@ pub fn cert_info(pem: &str) -> Result<CertInfo, KeyError> {
     if label != "CERTIFICATE" {
         return Err(malformed("not a certificate"));
     }
-    let (tag, cert, _) = der_element(&der)?;
-    let (tbs_tag, tbs, _) = der_element(cert)?;
-    if tag != SEQUENCE || tbs_tag != SEQUENCE {
-        return Err(malformed("not a certificate"));
-    }
-    let (mut tag, mut serial, mut rest) = der_element(tbs)?;
-    if tag == VERSION {
-        (tag, serial, rest) = der_element(rest)?;
-    }
-    if tag != INTEGER {
-        return Err(malformed("no serial number"));
-    }
+    let (serial, rest) = serial_and_rest(&der)?;
     let (_, _, rest) = der_element(rest)?; // signature algorithm
     let (_, _, rest) = der_element(rest)?; // issuer
     let (validity_tag, validity, _) = der_element(rest)?;
@@ -75,9 +65,184 @@ pub fn cert_info(pem: &str) -> Result<CertInfo, KeyError> {
     })
 }
 
+/// The DER of `1.2.840.113549.1.1` (PKCS#1: sha1/sha256WithRSA and the like), without the
+/// last arc.
+const PKCS1_ARC: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+
+/// A certificate's serial number (DER contents) and the `tbsCertificate` fields after it.
+fn serial_and_rest(der: &[u8]) -> Result<(&[u8], &[u8]), KeyError> {
+    let (tag, cert, _) = der_element(der)?;
+    let (tbs_tag, tbs, _) = der_element(cert)?;
+    if tag != SEQUENCE || tbs_tag != SEQUENCE {
+        return Err(malformed("not a certificate"));
+    }
+    let (mut tag, mut serial, mut rest) = der_element(tbs)?;
+    if tag == VERSION {
+        (tag, serial, rest) = der_element(rest)?;
+    }
+    if tag != INTEGER {
+        return Err(malformed("no serial number"));
+    }
+    Ok((serial, rest))
+}
+
+/// The DER contents of a certificate's serial, signature algorithm and issuer.
+struct Named<'a> {
+    serial: &'a [u8],
+    alg: &'a [u8],
+    issuer: &'a [u8],
+}
+
+fn serial_alg_issuer(der: &[u8]) -> Result<Named<'_>, KeyError> {
+    let (serial, rest) = serial_and_rest(der)?;
+    let (_, alg, rest) = der_element(rest)?;
+    let (issuer_tag, issuer, _) = der_element(rest)?;
+    if issuer_tag != SEQUENCE {
+        return Err(malformed("bad issuer"));
+    }
+    Ok(Named {
+        serial,
+        alg,
+        issuer,
+    })
+}
+
+/// A big-endian unsigned integer in decimal.
+fn decimal(bytes: &[u8]) -> String {
+    let mut digits = Vec::new(); // little-endian, base 10
+    for &b in bytes {
+        let mut carry = u32::from(b);
+        for d in digits.iter_mut() {
+            let v = u32::from(*d) * 256 + carry;
+            *d = (v % 10) as u8;
+            carry = v / 10;
+        }
+        while carry > 0 {
+            digits.push((carry % 10) as u8);
+            carry /= 10;
+        }
+    }
+    if digits.is_empty() {
+        return "0".into();
+    }
+    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
+}
+
+/// The issuer as Java's `X500Principal.getName()` writes it (RFC 2253): the last RDN first,
+/// `TYPE=value` joined with `,`, specials escaped. Only the attribute types Alipay's
+/// certificates use are named.
+fn rfc2253(issuer: &[u8]) -> Result<String, KeyError> {
+    let mut rdns = Vec::new();
+    let mut rest = issuer;
+    while !rest.is_empty() {
+        let (_, set, after) = der_element(rest)?;
+        rest = after;
+        let mut parts = Vec::new();
+        let mut atvs = set;
+        while !atvs.is_empty() {
+            let (_, atv, after) = der_element(atvs)?;
+            atvs = after;
+            let (_, oid, value) = der_element(atv)?;
+            let (_, text, _) = der_element(value)?;
+            let name = match oid {
+                [0x55, 0x04, 0x03] => "CN",
+                [0x55, 0x04, 0x06] => "C",
+                [0x55, 0x04, 0x07] => "L",
+                [0x55, 0x04, 0x08] => "ST",
+                [0x55, 0x04, 0x0a] => "O",
+                [0x55, 0x04, 0x0b] => "OU",
+                _ => return Err(malformed("unsupported issuer attribute")),
+            };
+            let text = std::str::from_utf8(text).map_err(|_| malformed("issuer not UTF-8"))?;
+            let mut escaped = String::new();
+            for (i, c) in text.chars().enumerate() {
+                let edge = (i == 0 && (c == ' ' || c == '#'))
+                    || (i + 1 == text.chars().count() && c == ' ');
+                if edge || ",+\"<>;\\".contains(c) {
+                    escaped.push('\\');
+                }
+                escaped.push(c);
+            }
+            parts.push(format!("{name}={escaped}"));
+        }
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    Ok(rdns.join(","))
+}
+
+/// The certificates in a PEM text, each as DER.
+fn certificates(pem: &str) -> Result<Vec<Vec<u8>>, KeyError> {
+    let end = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    for chunk in pem.split_inclusive(end).filter(|c| c.contains(end)) {
+        let (label, der) = pem_block(chunk)?;
+        if label != "CERTIFICATE" {
+            return Err(malformed("not a certificate"));
+        }
+        out.push(der);
+    }
+    if out.is_empty() {
+        return Err(malformed("no certificate"));
+    }
+    Ok(out)
+}
+
+fn sn_of(der: &[u8]) -> Result<String, KeyError> {
+    use md5::{Digest, Md5};
+    let named = serial_alg_issuer(der)?;
+    let text = format!("{}{}", rfc2253(named.issuer)?, decimal(named.serial));
+    Ok(hex::encode(Md5::digest(text.as_bytes())))
+}
+
+/// Alipay's SN of the (first) certificate in `pem`: `app_cert_sn`, `alipay_cert_sn`.
+pub fn alipay_cert_sn(pem: &str) -> Result<String, KeyError> {
+    let ders = certificates(pem)?;
+    sn_of(&ders[0])
+}
+
+/// Alipay's `alipay_root_cert_sn`: the SNs of the RSA-signed certificates in the root file,
+/// joined with `_` (SM2 ones are skipped).
+pub fn alipay_root_cert_sn(pem: &str) -> Result<String, KeyError> {
+    let mut sns = Vec::new();
+    for der in certificates(pem)? {
+        if serial_alg_issuer(&der)?.alg.starts_with(PKCS1_ARC) {
+            sns.push(sn_of(&der)?);
+        }
+    }
+    Ok(sns.join("_"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alipay_sns_are_md5_of_the_rfc2253_issuer_and_the_decimal_serial() {
+        // Made with: md5("CN=Sandbox Alipay Root CA,OU=Sandbox Certification Authority,
+        // O=Sandbox Alipay,C=CN" + decimal(openssl x509 -serial)) in Python.
+        let sn = |pem| alipay_cert_sn(pem).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            sn(include_str!("../../keys/sandbox/alipay_app_cert.pem")),
+            "cb8ed781ed476b2f7982d70b7ebcd67d"
+        );
+        assert_eq!(
+            sn(include_str!("../../keys/sandbox/alipay_platform_cert.pem")),
+            "f969d4437bcf01cad5a5428519cd7b14"
+        );
+        let root = include_str!("../../keys/sandbox/alipay_root_cert.pem");
+        assert_eq!(
+            alipay_root_cert_sn(root).unwrap_or_default(),
+            "f7f936ab258ad2cfb59567281911f572"
+        );
+        let two = format!("{root}\n{root}");
+        assert_eq!(
+            alipay_root_cert_sn(&two).unwrap_or_default(),
+            "f7f936ab258ad2cfb59567281911f572_f7f936ab258ad2cfb59567281911f572"
+        );
+        assert_eq!(decimal(&[0x01, 0x00]), "256");
+        assert_eq!(decimal(&[]), "0");
+    }
 
     #[test]
     fn the_committed_certificates_read_as_openssl_shows_them() {

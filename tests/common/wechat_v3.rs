@@ -34,6 +34,22 @@ pub fn sign(key: &str, message: &str) -> String {
     B64.encode(sig)
 }
 
+/// Checks a base64 SHA256withRSA signature over `message` with the public half of the
+/// committed private key `key`.
+pub fn verify(key: &str, message: &str, signature_b64: &str) -> bool {
+    use ring::signature::{KeyPair, UnparsedPublicKey};
+    let pair = key_pair(key);
+    let Ok(sig) = B64.decode(signature_b64) else {
+        return false;
+    };
+    UnparsedPublicKey::new(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        pair.public_key().as_ref(),
+    )
+    .verify(message.as_bytes(), &sig)
+    .is_ok()
+}
+
 /// AES-256-GCM open with the APIv3 key.
 pub fn decrypt(apiv3_key: &str, nonce: &str, aad: &str, ciphertext: &str) -> Option<String> {
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, apiv3_key.as_bytes()).ok()?);
