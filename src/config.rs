@@ -36,6 +36,15 @@ fn without_password(url: &str) -> String {
     }
 }
 
+/// Who takes the one-QR payments: Ping++ (an aggregator account), or the shop itself with
+/// its direct Alipay (and WeChat Pay) accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cashier {
+    Pingpp,
+    Direct,
+}
+
 /// How log lines are written: plain text, or one JSON object per line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -370,6 +379,9 @@ pub struct Config {
     /// `text` (the default) or `json`: one object per line with ts, level, target, message
     /// and the request id.
     pub log_format: LogFormat,
+    /// `pingpp` (the default) or `direct`: Alipay scans pay through the shop's own Alipay
+    /// account (`[alipay]`) instead of a Ping++ charge.
+    pub cashier: Cashier,
     pub wechat: WechatConfig,
     pub pingpp: PingppConfig,
     pub alipay: AlipayConfig,
@@ -400,6 +412,7 @@ impl Default for Config {
             metrics: false,
             metrics_token: None,
             log_format: LogFormat::Text,
+            cashier: Cashier::Pingpp,
             wechat: WechatConfig::default(),
             pingpp: PingppConfig::default(),
             alipay: AlipayConfig::default(),
@@ -440,6 +453,7 @@ impl fmt::Debug for Config {
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("metrics", &self.metrics)
             .field("log_format", &self.log_format)
+            .field("cashier", &self.cashier)
             .field(
                 "metrics_token",
                 &self.metrics_token.as_deref().map(Redacted),
@@ -542,6 +556,13 @@ impl Config {
                 _ => return Err(ConfigError::Env("JIESUAN_LOG_FORMAT", v)),
             };
         }
+        if let Some(v) = get("JIESUAN_CASHIER") {
+            self.cashier = match v.as_str() {
+                "pingpp" => Cashier::Pingpp,
+                "direct" => Cashier::Direct,
+                _ => return Err(ConfigError::Env("JIESUAN_CASHIER", v)),
+            };
+        }
         if let Some(v) = get("JIESUAN_WECHAT_API_VERSION") {
             self.wechat.api_version = match v.as_str() {
                 "v2" => ApiVersion::V2,
@@ -620,6 +641,12 @@ impl Config {
         }
         if !(1..=200).contains(&self.db_pool_size) {
             return bad("db_pool_size must be between 1 and 200");
+        }
+        if self.cashier == Cashier::Direct && !self.alipay_enabled() {
+            return bad("cashier = \"direct\" needs the shop's own Alipay app: set alipay.app_id and its keys");
+        }
+        if self.cashier == Cashier::Direct && self.alipay.alipay_cert.is_some() {
+            return bad("cashier = \"direct\": the shop's Alipay client signs in public-key mode only (alipay.alipay_public_key); certificate mode is not supported yet");
         }
         if let Some(s) = &self.session_secret {
             if hex::decode(s).map(|b| b.len() < 64).unwrap_or(true) {

@@ -1,8 +1,9 @@
 //! Building the application state and running the server; shared by `main` and the tests.
 
 use crate::assets::{self, AssetError, StaticFiles};
-use crate::config::{ApiVersion, Config, PayMode};
+use crate::config::{ApiVersion, Cashier, Config, PayMode};
 use crate::db::{self, Db, Pool};
+use crate::payment::alipay::{Alipay, AlipayConnector};
 use crate::payment::pingpp::connector::PingppConnector;
 use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};
 use crate::payment::pingpp::{sign as pp_sign, Pingpp};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub wechat_cert_http: Option<reqwest::Client>,
     /// WeChat Pay APIv3, when configured.
     pub wechat_v3: Option<WechatV3Setup>,
+    /// Alipay direct's keys (`cashier = "direct"`).
+    pub alipay: Option<AlipayKeys>,
     /// QR codes rendered once per content (a pay page's QR never changes).
     pub qr_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<str>>>>,
     /// This app's Prometheus series (`/metrics`).
@@ -141,7 +144,20 @@ impl AppState {
                 appid: wx.appid.clone(),
                 notify_url: format!("{}/api/v1/pay/v3/notify", self.public_url),
             }),
-            alipay: None,
+            alipay: self.alipay.as_ref().map(|k| AlipayConnector {
+                client: Alipay {
+                    http: self.http.clone(),
+                    gateway: self.alipay_gateway(),
+                    app_id: self.config.alipay.app_id.clone(),
+                    key: k.app_key.clone(),
+                    alipay_key: k.alipay_key.clone(),
+                    cert: None,
+                    timeout: Duration::from_secs(self.config.platform_timeout_seconds),
+                },
+                seller_id: self.config.alipay.seller_id.clone(),
+                notify_url: format!("{}/home/notify/alipay", self.public_url),
+            }),
+            cashier: self.config.cashier,
             v3_certificate_mode: self
                 .wechat_v3
                 .as_ref()
@@ -167,7 +183,11 @@ impl AppState {
 
     /// The Alipay app notifications must be for (None: Alipay direct not configured).
     pub fn alipay_app(&self) -> Option<AlipayApp> {
-        None
+        self.alipay.as_ref().map(|k| AlipayApp {
+            app_id: self.config.alipay.app_id.clone(),
+            seller_id: self.config.alipay.seller_id.clone(),
+            public_key: k.alipay_key.clone(),
+        })
     }
 
     pub fn wechat_merchant(&self) -> WechatMerchant {
@@ -246,6 +266,26 @@ struct Prepared {
     merchant_key: Option<RsaPrivateKey>,
     wechat_cert_http: Option<reqwest::Client>,
     wechat_v3: Option<WechatV3Setup>,
+    alipay: Option<AlipayKeys>,
+}
+
+/// Alipay direct's keys, read and checked at start (`cashier = "direct"` only).
+#[derive(Clone)]
+pub struct AlipayKeys {
+    /// The app's private key: signs every request.
+    pub app_key: RsaPrivateKey,
+    /// Alipay's public key: verifies answers and notifications.
+    pub alipay_key: RsaPublicKey,
+}
+
+fn alipay_keys(config: &Config) -> Result<AlipayKeys, StartupError> {
+    let a = &config.alipay;
+    Ok(AlipayKeys {
+        app_key: pp_sign::private_key(&read_key(&a.app_private_key)?)
+            .map_err(|e| StartupError::Key(a.app_private_key.clone(), e.to_string()))?,
+        alipay_key: pp_sign::public_key(&read_key(&a.alipay_public_key)?)
+            .map_err(|e| StartupError::Key(a.alipay_public_key.clone(), e.to_string()))?,
+    })
 }
 
 /// WeChat Pay APIv3 as configured (`wechat.api_version = "v3"`): the merchant's credentials
@@ -325,6 +365,10 @@ fn prepare(config: &Config) -> Result<Prepared, StartupError> {
         ApiVersion::V3 => Some(wechat_v3_setup(config)?),
         ApiVersion::V2 => None,
     };
+    let alipay = match config.cashier {
+        Cashier::Direct => Some(alipay_keys(config)?),
+        Cashier::Pingpp => None,
+    };
     Ok(Prepared {
         tera,
         static_files,
@@ -333,6 +377,7 @@ fn prepare(config: &Config) -> Result<Prepared, StartupError> {
         merchant_key,
         wechat_cert_http,
         wechat_v3,
+        alipay,
     })
 }
 
@@ -374,6 +419,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         merchant_key: prepared.merchant_key,
         wechat_cert_http: prepared.wechat_cert_http,
         wechat_v3: prepared.wechat_v3,
+        alipay: prepared.alipay,
         qr_cache: Arc::default(),
         metrics: Arc::new(crate::metrics::Metrics::new()?),
         sandbox: None,

@@ -97,8 +97,9 @@ fn ended(o: &Order) -> Option<String> {
     }
 }
 
-/// `GET /home/order/qrpay?id=ORDER_SN`: WeChat -> wx_pub_qr, Alipay -> alipay_qr, each a new
-/// Ping++ charge, redirected to its credential; a plain browser is asked to scan. An order
+/// `GET /home/order/qrpay?id=ORDER_SN`: WeChat -> wx_pub_qr, Alipay -> alipay_qr (a Ping++
+/// charge, or with `cashier = "direct"` the shop's own Alipay precreate), redirected to its
+/// credential; a plain browser is asked to scan. An order
 /// past paying (closed, paid) says so instead.
 pub async fn qrpay(
     state: web::Data<AppState>,
@@ -153,13 +154,14 @@ pub async fn qrpay(
             crate::controllers::client_ip(&state, &req),
         )
         .await?;
-    let credential: serde_json::Value =
-        serde_json::from_str(prepared.created.credential.as_deref().unwrap_or("null"))
-            .unwrap_or_default();
-    let target = credential[channel.as_str()]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| PageError::internal("charge without a QR credential"))?;
+    // A Ping++ charge's credential is an object by channel; Alipay direct's is the
+    // precreate code itself, which the Alipay app opens to pay.
+    let credential = prepared.created.credential.clone().unwrap_or_default();
+    let target = match serde_json::from_str::<serde_json::Value>(&credential) {
+        Ok(v) if v.is_object() => v[channel.as_str()].as_str().map(str::to_string),
+        _ => Some(credential).filter(|c| c.starts_with("http")),
+    }
+    .ok_or_else(|| PageError::internal("charge without a QR credential"))?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, target))
         .finish())

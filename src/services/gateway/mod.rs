@@ -14,7 +14,7 @@ pub use create::Prepared;
 
 use super::pay::{self, LogEntry};
 use super::{run, ServiceError};
-use crate::config::ApiVersion;
+use crate::config::{ApiVersion, Cashier};
 use crate::db::Db;
 use crate::domain::{Channel, Money, Provider};
 use crate::models::pay::PayAttempt;
@@ -38,6 +38,8 @@ pub struct Gateway {
     pub v3_certificate_mode: bool,
     /// Which WeChat Pay API new WeChat payments use.
     pub wechat_version: ApiVersion,
+    /// Who takes Alipay scans: Ping++, or the shop's own Alipay account.
+    pub cashier: Cashier,
     /// The mini-program's server API (发货信息管理, its access_token).
     pub mini: crate::payment::wechat::shipping::MiniProgramApi,
     /// Counts the payments the query door applies.
@@ -117,6 +119,9 @@ impl Gateway {
     pub fn provider_for(&self, channel: Channel) -> Provider {
         match channel.provider() {
             Provider::Wechat if self.wechat_version == ApiVersion::V3 => Provider::WechatV3,
+            Provider::Pingpp if channel == Channel::AlipayQr && self.cashier == Cashier::Direct => {
+                Provider::Alipay
+            }
             other => other,
         }
     }
