@@ -156,6 +156,7 @@ impl AppState {
                 },
                 seller_id: self.config.alipay.seller_id.clone(),
                 notify_url: format!("{}/home/notify/alipay", self.public_url),
+                return_to: format!("{}/home/order/payresult?order_sn=", self.public_url),
             }),
             cashier: self.config.cashier,
             v3_certificate_mode: self

@@ -290,3 +290,71 @@ async fn settle_refunds(app: &TestApp, id: i32, status: i32) {
     }
     panic!("order {id} is {} not {status}", order_status(app, id));
 }
+
+/// Follows the shop's link through Alipay's cashier: the browser is sent to gateway.do,
+/// then to the cashier page, pays there, and comes back. Where it comes back to.
+async fn through_the_cashier(app: &TestApp, browser: &reqwest::Client, link: &str) -> String {
+    let res = browser
+        .get(format!("{}{link}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302, "{link}");
+    let gateway = common::location(&res);
+    assert!(gateway.contains("/sandbox/alipay/gateway.do?"), "{gateway}");
+    let res = browser.get(&gateway).send().await.unwrap();
+    assert_eq!(res.status(), 302, "{}", res.text().await.unwrap());
+    let cashier = common::location(&res);
+    let page = browser.get(&cashier).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let doc = common::html(&page.text().await.unwrap());
+    let action = common::select_attr(&doc, "form#confirm", "action").unwrap();
+    let action = if action.starts_with('/') {
+        format!("{}{action}", app.url)
+    } else {
+        action
+    };
+    let paid = browser.post(&action).send().await.unwrap();
+    assert_eq!(paid.status(), 302);
+    common::location(&paid)
+}
+
+#[tokio::test]
+async fn the_pc_and_phone_cashiers_pay_and_come_back_to_the_result_page() {
+    let app = direct_app().await;
+    app.pc_register("alipage").await;
+    app.pc_address().await;
+    let order_no = app.pc_order(1, 1).await;
+    let (_, body) = app
+        .pc_get(&format!("/home/order/pay?order_sn={order_no}"))
+        .await;
+    let link = common::select_attr(&common::html(&body), "#alipay-page", "href").unwrap();
+    let back = through_the_cashier(&app, &app.browser, &link).await;
+    let result = format!("{}/home/order/payresult?order_sn={order_no}", app.url);
+    assert!(back.starts_with(&result), "{back}");
+    let id = app.order_by_no(&order_no).id;
+    let a = app.attempts(id).pop().unwrap();
+    assert_eq!((a.provider.as_str(), a.channel.as_str()), ("alipay", "alipay_pc_direct"));
+    app.wait_for_status(id, 2).await;
+    let (status, body) = app.pc_get(&back[app.url.len()..]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("支付成功"), "{body}");
+
+    // A phone browser opens the QR of another order: 支付宝 takes it to the phone cashier.
+    let order_no = app.pc_order(2, 1).await;
+    let (status, _, body) = app
+        .open_qr(&order_no, "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36")
+        .await;
+    assert_eq!(status, 200);
+    let link = common::select_attr(&common::html(&body), "#alipay-link", "href").unwrap();
+    assert!(link.ends_with("channel=alipay_wap"), "{link}");
+    let phone = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let back = through_the_cashier(&app, &phone, &link).await;
+    assert!(back.contains(&format!("payresult?order_sn={order_no}")), "{back}");
+    let id = app.order_by_no(&order_no).id;
+    assert_eq!(app.attempts(id).pop().unwrap().channel, "alipay_wap");
+    app.wait_for_status(id, 2).await;
+}

@@ -214,16 +214,22 @@ pub enum Channel {
     WxPub,
     WxPubQr,
     AlipayQr,
+    /// Alipay's PC web cashier (`alipay.trade.page.pay`; Ping++'s `alipay_pc_direct`).
+    AlipayPage,
+    /// Alipay in a phone browser (`alipay.trade.wap.pay`; Ping++'s `alipay_wap`).
+    AlipayWap,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 6] = [
+    pub const ALL: [Channel; 8] = [
         Channel::WxJsapi,
         Channel::WxNative,
         Channel::WxLite,
         Channel::WxPub,
         Channel::WxPubQr,
         Channel::AlipayQr,
+        Channel::AlipayPage,
+        Channel::AlipayWap,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -234,6 +240,8 @@ impl Channel {
             Channel::WxPub => "wx_pub",
             Channel::WxPubQr => "wx_pub_qr",
             Channel::AlipayQr => "alipay_qr",
+            Channel::AlipayPage => "alipay_pc_direct",
+            Channel::AlipayWap => "alipay_wap",
         }
     }
 
@@ -244,9 +252,12 @@ impl Channel {
     pub const fn provider(self) -> Provider {
         match self {
             Channel::WxJsapi | Channel::WxNative => Provider::Wechat,
-            Channel::WxLite | Channel::WxPub | Channel::WxPubQr | Channel::AlipayQr => {
-                Provider::Pingpp
-            }
+            Channel::WxLite
+            | Channel::WxPub
+            | Channel::WxPubQr
+            | Channel::AlipayQr
+            | Channel::AlipayPage
+            | Channel::AlipayWap => Provider::Pingpp,
         }
     }
 
@@ -258,6 +269,14 @@ impl Channel {
         matches!(self, Channel::WxJsapi | Channel::WxLite)
     }
 
+    /// Alipay's: with `cashier = "direct"` the shop's own Alipay app takes them.
+    pub const fn is_alipay(self) -> bool {
+        matches!(
+            self,
+            Channel::AlipayQr | Channel::AlipayPage | Channel::AlipayWap
+        )
+    }
+
     /// The pay name shown to shoppers and stored on the order.
     pub const fn pay_name(self) -> &'static str {
         match self {
@@ -266,7 +285,7 @@ impl Channel {
             | Channel::WxLite
             | Channel::WxPub
             | Channel::WxPubQr => "微信支付",
-            Channel::AlipayQr => "支付宝",
+            Channel::AlipayQr | Channel::AlipayPage | Channel::AlipayWap => "支付宝",
         }
     }
 }

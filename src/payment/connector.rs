@@ -42,6 +42,8 @@ pub struct Trade {
     /// What the platform keeps for the client (code_url, a charge's credential).
     pub credential: Option<String>,
     pub amount: Money,
+    /// The attempt's expiry (UTC).
+    pub expires_at: chrono::NaiveDateTime,
 }
 
 /// A payment the platform created (or, for a reused attempt, still holds).

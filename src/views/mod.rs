@@ -195,6 +195,8 @@ pub struct PayPage {
     pub qr_url: String,
     /// The second option: WeChat NATIVE, direct (`/home/order/wxpay?order_sn=…`).
     pub wechat_native_url: String,
+    /// With `cashier = "direct"`: Alipay's PC cashier (page.pay).
+    pub alipay_page_url: Option<String>,
     pub polling: Polling,
     /// Sandbox mode: explain how to play the phone.
     pub sandbox: bool,

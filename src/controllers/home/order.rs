@@ -173,6 +173,12 @@ pub async fn pay(
         qr_svg: super::pay::qr_svg(&state, &qr_url)?,
         qr_url,
         wechat_native_url: format!("/home/order/wxpay?order_sn={}", order.order_no),
+        alipay_page_url: (state.config.cashier == crate::config::Cashier::Direct).then(|| {
+            format!(
+                "/home/order/qrpay?id={}&channel=alipay_pc_direct",
+                order.order_no
+            )
+        }),
         polling: super::pay::polling(&order.order_no),
         sandbox: state.sandbox.is_some(),
         detail_url: format!("/home/order/detail?order_sn={}", order.order_no),

@@ -99,7 +99,8 @@ fn ended(o: &Order) -> Option<String> {
 
 /// `GET /home/order/qrpay?id=ORDER_SN`: WeChat -> wx_pub_qr, Alipay -> alipay_qr (a Ping++
 /// charge, or with `cashier = "direct"` the shop's own Alipay precreate), redirected to its
-/// credential; a plain browser is asked to scan. An order
+/// credential; `channel=alipay_wap|alipay_pc_direct` (direct only) -> Alipay's phone or PC
+/// cashier; a plain browser is asked to scan. An order
 /// past paying (closed, paid) says so instead.
 pub async fn qrpay(
     state: web::Data<AppState>,
@@ -114,11 +115,18 @@ pub async fn qrpay(
     })
     .await?;
     let o = current(&state, o, None).await?;
+    // A browser may choose Alipay: its QR through Ping++, or with the shop's own Alipay
+    // app the phone (wap.pay) or PC (page.pay) cashier.
+    let direct = state.config.cashier == crate::config::Cashier::Direct;
     let chosen = q
         .channel
         .as_deref()
         .and_then(Channel::parse)
-        .filter(|c| *c == Channel::AlipayQr);
+        .filter(|c| match c {
+            Channel::AlipayQr => true,
+            Channel::AlipayPage | Channel::AlipayWap => direct,
+            _ => false,
+        });
     let ended = ended(&o);
     let channel = match scanner(&req).or(chosen) {
         Some(channel) if ended.is_none() => channel,
@@ -139,7 +147,11 @@ pub async fn qrpay(
                     snap_name: o.snap_name.clone(),
                     amount,
                     qr_svg,
-                    alipay_url: format!("/home/order/qrpay?id={}&channel=alipay_qr", o.order_no),
+                    alipay_url: format!(
+                        "/home/order/qrpay?id={}&channel={}",
+                        o.order_no,
+                        if direct { "alipay_wap" } else { "alipay_qr" }
+                    ),
                     ended,
                 },
             );

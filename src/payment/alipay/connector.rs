@@ -19,6 +19,9 @@ pub struct AlipayConnector {
     pub seller_id: String,
     /// `{public}/home/notify/alipay`.
     pub notify_url: String,
+    /// The shop's URL the cashier returns the browser to, before the order number
+    /// (`{public}/home/order/payresult?order_sn=`).
+    pub return_to: String,
 }
 
 /// `subject`: ≤ 256 characters, without `/ = &`.
@@ -38,6 +41,42 @@ fn yuan(v: &serde_json::Value) -> Option<Money> {
 }
 
 impl AlipayConnector {
+    /// The signed cashier URL of a page.pay / wap.pay trade. Its parameters come from the
+    /// trade alone (the subject names the trade), so showing it again makes the same trade
+    /// with a fresh timestamp, never a "different" one (ACQ.CONTEXT_INCONSISTENT).
+    fn cashier_url(&self, channel: Channel, trade: &Trade) -> Result<Created, Failure> {
+        let no = &trade.out_trade_no;
+        let order_no = &no[..no.len().saturating_sub(2)];
+        let (method, product_code) = match channel {
+            Channel::AlipayWap => ("alipay.trade.wap.pay", "QUICK_WAP_WAY"),
+            _ => ("alipay.trade.page.pay", "FAST_INSTANT_TRADE_PAY"),
+        };
+        let mut biz = json!({
+            "out_trade_no": no,
+            "total_amount": trade.amount.yuan(),
+            "subject": format!("结算商城订单 {order_no}"),
+            "product_code": product_code,
+            "time_expire": beijing(trade.expires_at.and_utc()),
+        });
+        let back = format!("{}{order_no}", self.return_to);
+        if channel == Channel::AlipayWap {
+            biz["quit_url"] = json!(back);
+        }
+        let extra = [
+            ("notify_url", self.notify_url.as_str()),
+            ("return_url", back.as_str()),
+        ];
+        let url = self
+            .client
+            .browser_url(method, &biz, &extra)
+            .map_err(|e| failure(method, &e))?;
+        Ok(Created {
+            provider_ref: no.clone(),
+            credential: Some(url),
+            raw: String::new(),
+        })
+    }
+
     async fn precreate(&self, req: &PaymentRequest) -> Result<Created, Failure> {
         let biz = json!({
             "out_trade_no": req.out_trade_no,
@@ -170,12 +209,37 @@ impl Connector for AlipayConnector {
         Box::pin(async move {
             match req.channel {
                 Channel::AlipayQr => self.precreate(req).await,
+                // No call: the browser takes the signed request to Alipay's cashier.
+                Channel::AlipayPage | Channel::AlipayWap => {
+                    let trade = Trade {
+                        channel: Some(req.channel),
+                        out_trade_no: req.out_trade_no.clone(),
+                        provider_ref: None,
+                        credential: None,
+                        amount: req.amount,
+                        expires_at: req.expires_at,
+                    };
+                    self.cashier_url(req.channel, &trade)
+                }
                 other => Err(Failure::new(
                     format!("Alipay direct does not take {other} payments"),
                     "",
                 )),
             }
         })
+    }
+
+    fn resume<'a>(&'a self, trade: &'a Trade) -> Call<'a, Result<Created, Failure>> {
+        let created = match trade.channel {
+            // A cashier URL is signed with its timestamp: a fresh one each time it is shown.
+            Some(c @ (Channel::AlipayPage | Channel::AlipayWap)) => self.cashier_url(c, trade),
+            _ => Ok(Created {
+                provider_ref: trade.provider_ref.clone().unwrap_or_default(),
+                credential: trade.credential.clone(),
+                raw: String::new(),
+            }),
+        };
+        Box::pin(async move { created })
     }
 
     fn query<'a>(&'a self, trade: &'a Trade) -> Call<'a, Result<TradeState, Failure>> {

@@ -44,7 +44,11 @@ impl PingppConnector {
             Channel::WxPub | Channel::WxLite => {
                 json!({ "open_id": req.payer.clone().unwrap_or_default() })
             }
-            Channel::AlipayQr | Channel::WxJsapi | Channel::WxNative => serde_json::Value::Null,
+            Channel::AlipayQr
+            | Channel::AlipayPage
+            | Channel::AlipayWap
+            | Channel::WxJsapi
+            | Channel::WxNative => serde_json::Value::Null,
         };
         let request = CreateCharge {
             order_no: req.out_trade_no.clone(),

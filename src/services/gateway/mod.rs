@@ -71,6 +71,7 @@ pub(crate) fn trade(a: &PayAttempt) -> Trade {
         provider_ref: a.provider_ref.clone(),
         credential: a.credential.clone(),
         amount: Money::from_fen(a.amount),
+        expires_at: a.expires_at,
     }
 }
 
@@ -119,7 +120,7 @@ impl Gateway {
     pub fn provider_for(&self, channel: Channel) -> Provider {
         match channel.provider() {
             Provider::Wechat if self.wechat_version == ApiVersion::V3 => Provider::WechatV3,
-            Provider::Pingpp if channel == Channel::AlipayQr && self.cashier == Cashier::Direct => {
+            Provider::Pingpp if channel.is_alipay() && self.cashier == Cashier::Direct => {
                 Provider::Alipay
             }
             other => other,
