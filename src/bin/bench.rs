@@ -5,7 +5,9 @@
 //! `cargo run --release --features mysql,postgres --bin bench -- --db sqlite,mysql,postgres
 //! [--requests N] [--write]`: one section per backend, in one run; `--write` rewrites
 //! BENCHMARKS.md with them. MySQL and PostgreSQL need the cargo features of the same names
-//! and their servers (the CI URLs, or `--url` for a single server backend).
+//! and their servers (the CI URLs, or `--url` for one server). `--url` may name a node of
+//! `scripts/cluster.sh`'s Galera cluster: one instance on one node measures what synchronous
+//! replication costs; conflicts between nodes need instances on several (tests/cluster.rs).
 #![allow(clippy::print_stdout)]
 
 use futures_util::stream::{self, StreamExt};
@@ -154,7 +156,7 @@ async fn drive(
 
 /// The same writes as one placement (order + 3 lines + 3 conditional stock updates) in one
 /// write transaction, straight on the pool from `CONCURRENCY` threads: what the database can do.
-fn limit(state: &AppState, n: usize, user_id: i32) -> Result<Run, String> {
+fn limit(state: &AppState, n: usize, user_id: i32, lines: [i32; 3]) -> Result<Run, String> {
     let per = n / CONCURRENCY;
     let start = Instant::now();
     let handles: Vec<_> = (0..CONCURRENCY)
@@ -168,7 +170,7 @@ fn limit(state: &AppState, n: usize, user_id: i32) -> Result<Run, String> {
                     db::write_tx(
                         &mut c,
                         |c: &mut Conn| -> Result<(), diesel::result::Error> {
-                            for pid in [1, 2, 3] {
+                            for pid in lines {
                                 product::reserve_stock(c, pid, 1)?;
                             }
                             let no = generate_order_no(now().and_utc().with_timezone(&shanghai()));
@@ -190,7 +192,7 @@ fn limit(state: &AppState, n: usize, user_id: i32) -> Result<Run, String> {
                                     updated_at: t,
                                 },
                             )?;
-                            for pid in [1, 2, 3] {
+                            for pid in lines {
                                 order_rows::insert_line(c, id, pid, 1)?;
                             }
                             Ok(())
@@ -226,16 +228,18 @@ fn address() -> AddressCmd {
     }
 }
 
-/// `n` unpaid orders of `user_id` with a pending attempt each: (out_trade_no, amount, order no).
+/// `n` unpaid orders of `user_id` for one unit of `product_id` with a pending attempt each:
+/// (out_trade_no, amount, order no).
 fn orders_with_attempts(
     state: &AppState,
     user_id: i32,
     n: usize,
+    product_id: i32,
     channel: Channel,
 ) -> Result<Vec<(String, i64, String)>, String> {
     let mut c = state.pool.get().map_err(|e| e.to_string())?;
     let cmd = PlaceOrderCmd {
-        lines: vec![(ProductId(4), 1)],
+        lines: vec![(ProductId(product_id), 1)],
     };
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -378,10 +382,19 @@ async fn bench(a: Args) -> Result<String, String> {
     {
         let mut c = state.pool.get().map_err(|e| e.to_string())?;
         seed::products(&mut c).map_err(|e| e.to_string())?;
-        for pid in 1..=8 {
+        for pid in product_ids(&mut c)? {
             product::adjust_stock(&mut c, pid, 100_000_000).map_err(|e| e.to_string())?;
         }
     }
+    // The first four products: three lines of a placement, and one for the payment rows.
+    // Not 1..4: a Galera node hands out ids with its own offset and step.
+    let p = {
+        let mut c = state.pool.get().map_err(|e| e.to_string())?;
+        match product_ids(&mut c)?[..] {
+            [a, b, c, d, ..] => [a, b, c, d],
+            _ => return Err("fewer than four products seeded".into()),
+        }
+    };
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let base = format!(
         "http://{}",
@@ -436,7 +449,7 @@ async fn bench(a: Args) -> Result<String, String> {
         uid
     };
 
-    let place_body = serde_json::json!({"products": [{"product_id": 1, "count": 1}, {"product_id": 2, "count": 1}, {"product_id": 3, "count": 1}]});
+    let place_body = serde_json::json!({"products": [{"product_id": p[0], "count": 1}, {"product_id": p[1], "count": 1}, {"product_id": p[2], "count": 1}]});
     let place = |count: usize| -> Vec<reqwest::RequestBuilder> {
         (0..count)
             .map(|i| {
@@ -450,7 +463,7 @@ async fn bench(a: Args) -> Result<String, String> {
 
     let st = state.clone();
     checkpoint(&state)?;
-    let lim = tokio::task::spawn_blocking(move || limit(&st, n, seller))
+    let lim = tokio::task::spawn_blocking(move || limit(&st, n, seller, [p[0], p[1], p[2]]))
         .await
         .map_err(|e| e.to_string())??;
     // Both placement runs start warm (the second comes right after 100k rows were written).
@@ -461,7 +474,7 @@ async fn bench(a: Args) -> Result<String, String> {
     // Notifications: distinct orders, first deliveries, then the very same again.
     let st = state.clone();
     let wx_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, n, Channel::WxNative)
+        orders_with_attempts(&st, seller, n, p[3], Channel::WxNative)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -503,7 +516,7 @@ async fn bench(a: Args) -> Result<String, String> {
     let key = pp_sign::private_key(&key_pem).map_err(|e| e.to_string())?;
     let st = state.clone();
     let pp_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, n, Channel::AlipayQr)
+        orders_with_attempts(&st, seller, n, p[3], Channel::AlipayQr)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -575,7 +588,7 @@ async fn bench(a: Args) -> Result<String, String> {
     };
     let st = state.clone();
     let pc_order = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, pc_user, 1, Channel::AlipayQr)
+        orders_with_attempts(&st, pc_user, 1, p[3], Channel::AlipayQr)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -596,7 +609,11 @@ async fn bench(a: Args) -> Result<String, String> {
         "status poll",
         &http,
         (0..n)
-            .map(|_| http.post(format!("{base}/home/order/status?order_sn={sn}")))
+            .map(|_| {
+                // The poll answers the order's owner only.
+                http.post(format!("{base}/home/order/status?order_sn={sn}"))
+                    .header("cookie", &cookie)
+            })
             .collect(),
         ok200,
     )
@@ -614,14 +631,14 @@ async fn bench(a: Args) -> Result<String, String> {
     // Exactly once: 64 copies of one notification, 32 at a time, 10 trials.
     let st = state.clone();
     let trials_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, 10, Channel::WxNative)
+        orders_with_attempts(&st, seller, 10, p[3], Channel::WxNative)
     })
     .await
     .map_err(|e| e.to_string())??;
     let mut exact = 0;
     let mut deductions = Vec::new();
     for (i, (no, amt, order_no)) in trials_orders.iter().enumerate() {
-        let stock_before = stock_of(&state, 4)?;
+        let stock_before = stock_of(&state, p[3])?;
         let body = wechat_notify(&state, no, *amt, &format!("4200000000trial{i:013}"));
         let replies: Vec<bool> = stream::iter(0..64)
             .map(|_| {
@@ -638,7 +655,7 @@ async fn bench(a: Args) -> Result<String, String> {
             .buffer_unordered(32)
             .collect()
             .await;
-        let moved = stock_before - stock_of(&state, 4)?;
+        let moved = stock_before - stock_of(&state, p[3])?;
         let paid_rows = paid_log_rows(&state, order_no)?;
         deductions.push(moved);
         if replies.iter().all(|x| *x) && moved == 0 && paid_rows == 1 {
@@ -712,7 +729,7 @@ async fn bench(a: Args) -> Result<String, String> {
          | p99 place order / p99 limit | {} | ≤ 3 |\n\
          | place order with 100k orders / with ~1k | {} | ≥ 0.9 |\n\
          | exactly once (64 duplicates at c=32) | {exact}/10 trials, stock moved by notifications: {:?} | 10/10 |\n\
-         \n(seeding {to_seed} orders took {:.1} s)\n",
+         \n(seeding {to_seed} orders took {:.1} s; database work run again after a conflict or a lost connection: {})\n",
         r(placed_1k.rate(), lim.rate()),
         r(wx_first.rate(), lim.rate()),
         r(pp_first.rate(), lim.rate()),
@@ -723,6 +740,7 @@ async fn bench(a: Args) -> Result<String, String> {
         r(placed_100k.rate(), placed_1k.rate()),
         deductions,
         seeded_in.as_secs_f64(),
+        state.db.retries(),
     ));
     Ok(out)
 }
@@ -735,6 +753,17 @@ fn checkpoint(state: &AppState) -> Result<(), String> {
     }
     let mut c = state.pool.get().map_err(|e| e.to_string())?;
     diesel::connection::SimpleConnection::batch_execute(&mut *c, "PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(|e| e.to_string())
+}
+
+/// The products' ids, in order.
+fn product_ids(c: &mut Conn) -> Result<Vec<i32>, String> {
+    use diesel::prelude::*;
+    use jiesuan::models::schema::products;
+    products::table
+        .select(products::id)
+        .order(products::id.asc())
+        .load(c)
         .map_err(|e| e.to_string())
 }
 
