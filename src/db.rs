@@ -211,19 +211,98 @@ pub fn backup(url: &str, target: &std::path::Path) -> Result<(), String> {
 /// One writer at a time per process for SQLite (see `write_tx`).
 static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `f` in a writing transaction. On SQLite it begins with `BEGIN IMMEDIATE`, which takes
-/// the write lock up front: a deferred `BEGIN` that reads and then writes fails with
-/// "database is locked" under concurrency, whatever the busy timeout.
-pub fn write_tx<T, E>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E>
+/// How many times a write transaction runs before its conflict reaches the caller. A
+/// multi-primary cluster (Galera) fails a conflicting commit on one node when another node's
+/// commit on the same rows got there first; under a storm of duplicate notifications on one
+/// order a few rounds are common, ten in a row would mean something is wrong.
+const TX_ATTEMPTS: u32 = 10;
+
+/// The errors a write transaction may return, so it can tell a database conflict (run it
+/// again) from a business refusal (give it back).
+pub trait DbFailure {
+    /// The database error inside, if this is one.
+    fn db_error(&self) -> Option<&diesel::result::Error>;
+}
+
+impl DbFailure for diesel::result::Error {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        Some(self)
+    }
+}
+
+/// A plain message (migrations, backups) carries no database error to retry on.
+impl DbFailure for String {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        None
+    }
+}
+
+thread_local! {
+    /// Retries made on this thread since `Db::run` began its call: the hand-off from
+    /// `write_tx`, which sees only a connection, to the `Db` that counts them per app.
+    static RETRIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Sleeps before retry `attempt` (1, 2, ...): exponential from `base`, capped at `cap`, with
+/// full jitter so the transactions that collided do not collide again in step.
+fn backoff(attempt: u32, base: Duration, cap: Duration) {
+    use rand::Rng;
+    RETRIES.with(|r| r.set(r.get() + 1));
+    let ceiling = base.saturating_mul(1 << attempt.min(10)).min(cap);
+    let millis = u64::try_from(ceiling.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    std::thread::sleep(Duration::from_millis(
+        rand::thread_rng().gen_range(millis / 4..=millis),
+    ));
+}
+
+/// Runs `f` in a writing transaction, again (a bounded number of times, with jittered
+/// backoff) when the database rolled it back for a conflict: a deadlock victim, a
+/// serialization failure, a Galera certification failure at commit, a Galera node not ready.
+/// The whole transaction runs again, so `f` must not keep state between its runs; nested in
+/// another transaction it runs once, and the outer one is retried instead.
+///
+/// On SQLite it begins with `BEGIN IMMEDIATE`, which takes the write lock up front: a
+/// deferred `BEGIN` that reads and then writes fails with "database is locked" under
+/// concurrency, whatever the busy timeout.
+pub fn write_tx<T, E>(conn: &mut Conn, mut f: impl FnMut(&mut Conn) -> Result<T, E>) -> Result<T, E>
 where
-    E: From<diesel::result::Error>,
+    E: From<diesel::result::Error> + DbFailure,
 {
     type Tm = <Conn as Connection>::TransactionManager;
     // Irrefutable in a SQLite-only build; the other backends take the `else`.
     #[allow(irrefutable_let_patterns)]
     let Conn::Sqlite(sqlite) = conn
     else {
-        return conn.transaction(f);
+        let nested = Tm::transaction_manager_status_mut(conn)
+            .transaction_depth()
+            .map_or(true, |depth| depth.is_some());
+        let mut attempt = 1;
+        loop {
+            match conn.transaction(&mut f) {
+                // A connection whose rollback failed too is broken: `Db::run` retries on
+                // another one.
+                Err(e)
+                    if !nested
+                        && attempt < TX_ATTEMPTS
+                        && e.db_error().is_some_and(is_retryable)
+                        && !Tm::is_broken_transaction_manager(conn) =>
+                {
+                    log::info!(
+                        "transaction rolled back by the database (try {attempt}), running it again: {:?}",
+                        e.db_error()
+                    );
+                    backoff(
+                        attempt,
+                        Duration::from_millis(4),
+                        Duration::from_millis(250),
+                    );
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     };
     // SQLite has one writer. Queueing this process's writers on a mutex wakes the next one
     // the moment the last commits; left to SQLite's busy handler they poll with sleeps of up
@@ -253,22 +332,62 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
-/// True when the database rolled a transaction back to break a deadlock or a serialization
-/// conflict (MariaDB 1213, PostgreSQL 40001/40P01): running it again is safe and expected.
-pub fn is_retryable(e: &diesel::result::Error) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::SerializationFailure,
-            _
-        )
-    )
+/// The text of a database error (diesel keeps MariaDB's error number to itself).
+fn message(e: &diesel::result::Error) -> &str {
+    match e {
+        diesel::result::Error::DatabaseError(_, info) => info.message(),
+        _ => "",
+    }
 }
+
+/// True when the database rolled a transaction back and running it again on the same
+/// connection is safe and expected: a deadlock or serialization conflict (MariaDB 1213 — also
+/// Galera's certification failure at commit —, PostgreSQL 40001/40P01), or a Galera node that
+/// is not ready (1047 "WSREP has not yet prepared node for application use", while it leaves
+/// or rejoins the cluster).
+pub fn is_retryable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::RollbackErrorOnCommit { commit_error, .. } => is_retryable(commit_error),
+        Error::DatabaseError(DatabaseErrorKind::Unknown, _) => {
+            let m = message(e);
+            m.contains("WSREP has not yet prepared node") || m.contains("Deadlock found")
+        }
+        _ => false,
+    }
+}
+
+/// True when the connection itself is gone (the server died, was restarted or failed over)
+/// or cannot be used again (a rollback failed, as Galera may answer after aborting a
+/// transaction): the work can run again on a new connection, never on this one.
+pub fn is_connection_lost(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::BrokenTransactionManager => true,
+        Error::RollbackErrorOnCommit {
+            commit_error,
+            rollback_error,
+        } => is_connection_lost(commit_error) || is_connection_lost(rollback_error),
+        Error::DatabaseError(DatabaseErrorKind::Unknown, _) => {
+            let m = message(e);
+            m.contains("Lost connection to") || m.contains("server has gone away")
+        }
+        _ => false,
+    }
+}
+
+/// How long `Db::run` keeps trying a unit of work whose connection was lost (or that no
+/// connection could be had for): a failover — a standby promoted, a Galera node's clients
+/// moved — should take less than this.
+const RECONNECT_BUDGET: Duration = Duration::from_secs(20);
 
 /// Runs synchronous database work on the blocking thread pool, off the async workers.
 #[derive(Clone)]
 pub struct Db {
     pub pool: Pool,
+    retries: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -282,18 +401,76 @@ pub enum RunError<E> {
 }
 
 impl Db {
-    pub async fn run<T, E, F>(&self, f: F) -> Result<T, RunError<E>>
+    pub fn new(pool: Pool) -> Db {
+        Db {
+            pool,
+            retries: Default::default(),
+        }
+    }
+
+    /// Transactions and units of work run again since start (conflicts, lost connections).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool. When the connection was lost,
+    /// or a conflict outlived `write_tx`'s retries (or hit a write outside it), `f` runs again
+    /// on a fresh connection, with backoff, for up to `RECONNECT_BUDGET`; so `f` must be safe
+    /// to run again, as the shop's compare-and-set writes are.
+    pub async fn run<T, E, F>(&self, mut f: F) -> Result<T, RunError<E>>
     where
         T: Send + 'static,
-        E: Send + 'static,
-        F: FnOnce(&mut Conn) -> Result<T, E> + Send + 'static,
+        E: DbFailure + Send + 'static,
+        F: FnMut(&mut Conn) -> Result<T, E> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let retries = self.retries.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn).map_err(RunError::Inner)
+            RETRIES.with(|r| r.set(0));
+            let started = std::time::Instant::now();
+            let mut attempt = 1;
+            let result = loop {
+                let result = pool
+                    .get()
+                    .map_err(RunError::Pool)
+                    .and_then(|mut conn| run_once(&mut conn, &mut f));
+                let again = match &result {
+                    Err(RunError::Pool(_)) => true,
+                    Err(RunError::Inner(e)) => e
+                        .db_error()
+                        .is_some_and(|e| is_connection_lost(e) || is_retryable(e)),
+                    _ => false,
+                };
+                if !again || started.elapsed() >= RECONNECT_BUDGET {
+                    break result;
+                }
+                log::warn!("database unavailable (try {attempt}), running the work again");
+                backoff(attempt, Duration::from_millis(50), Duration::from_secs(2));
+                attempt += 1;
+            };
+            retries.fetch_add(
+                RETRIES.with(|r| r.get()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            result
         })
         .await;
         joined.map_err(|e| RunError::Join(e.to_string()))?
     }
+}
+
+/// One run of `f`; a connection found lost is marked broken so the pool drops it instead of
+/// handing it to the next request.
+fn run_once<T, E: DbFailure>(
+    conn: &mut PooledConn,
+    f: &mut impl FnMut(&mut Conn) -> Result<T, E>,
+) -> Result<T, RunError<E>> {
+    let result = f(conn);
+    if let Err(e) = &result {
+        if e.db_error().is_some_and(is_connection_lost) {
+            <Conn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+                .set_in_error();
+        }
+    }
+    result.map_err(RunError::Inner)
 }

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub job_runs: IntCounterVec,
     pub job_failures: IntCounterVec,
     pub request_seconds: HistogramVec,
+    db_retries: IntCounter,
     refunds: IntGaugeVec,
     open_attempts: IntGauge,
     pool_connections: IntGauge,
@@ -31,6 +32,8 @@ pub struct DbFigures {
     /// r2d2's `state()`: connections open, of which idle.
     pub pool_connections: u32,
     pub pool_idle: u32,
+    /// `Db::retries()`: database work run again after a conflict or a lost connection.
+    pub db_retries: u64,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(
@@ -75,6 +78,13 @@ impl Metrics {
                     &["method", "route", "status"],
                 )?,
             )?,
+            db_retries: register(
+                &r,
+                IntCounter::new(
+                    "db_retries_total",
+                    "Database work run again: a transaction the database rolled back for a conflict (deadlock, Galera certification, node not ready) or work whose connection was lost",
+                )?,
+            )?,
             refunds: register(
                 &r,
                 IntGaugeVec::new(Opts::new("refunds", "Refunds by status"), &["status"])?,
@@ -95,6 +105,9 @@ impl Metrics {
         }
         self.pool_connections.set(i64::from(db.pool_connections));
         self.pool_idle.set(i64::from(db.pool_idle));
+        // The count lives in `Db`; the counter catches up with it (it never goes down).
+        self.db_retries
+            .inc_by(db.db_retries.saturating_sub(self.db_retries.get()));
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(String::from_utf8_lossy(&out).into_owned())

@@ -409,7 +409,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         .to_string();
     Ok(AppState {
         config: Arc::new(config),
-        db: Db { pool: pool.clone() },
+        db: Db::new(pool.clone()),
         pool,
         tera: Arc::new(prepared.tera),
         static_files: Arc::new(prepared.static_files),

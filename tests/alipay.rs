@@ -334,7 +334,10 @@ async fn the_pc_and_phone_cashiers_pay_and_come_back_to_the_result_page() {
     assert!(back.starts_with(&result), "{back}");
     let id = app.order_by_no(&order_no).id;
     let a = app.attempts(id).pop().unwrap();
-    assert_eq!((a.provider.as_str(), a.channel.as_str()), ("alipay", "alipay_pc_direct"));
+    assert_eq!(
+        (a.provider.as_str(), a.channel.as_str()),
+        ("alipay", "alipay_pc_direct")
+    );
     app.wait_for_status(id, 2).await;
     let (status, body) = app.pc_get(&back[app.url.len()..]).await;
     assert_eq!(status, 200);
@@ -343,7 +346,10 @@ async fn the_pc_and_phone_cashiers_pay_and_come_back_to_the_result_page() {
     // A phone browser opens the QR of another order: 支付宝 takes it to the phone cashier.
     let order_no = app.pc_order(2, 1).await;
     let (status, _, body) = app
-        .open_qr(&order_no, "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36")
+        .open_qr(
+            &order_no,
+            "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36",
+        )
         .await;
     assert_eq!(status, 200);
     let link = common::select_attr(&common::html(&body), "#alipay-link", "href").unwrap();
@@ -353,7 +359,10 @@ async fn the_pc_and_phone_cashiers_pay_and_come_back_to_the_result_page() {
         .build()
         .unwrap();
     let back = through_the_cashier(&app, &phone, &link).await;
-    assert!(back.contains(&format!("payresult?order_sn={order_no}")), "{back}");
+    assert!(
+        back.contains(&format!("payresult?order_sn={order_no}")),
+        "{back}"
+    );
     let id = app.order_by_no(&order_no).id;
     assert_eq!(app.attempts(id).pop().unwrap().channel, "alipay_wap");
     app.wait_for_status(id, 2).await;

@@ -6,8 +6,6 @@
 mod common;
 
 use common::{count_matches, fresh_database_url, html, test_config, TestApp};
-use diesel::prelude::*;
-use jiesuan::models::schema::job_lease;
 use std::time::Duration;
 
 #[tokio::test]
@@ -22,42 +20,7 @@ async fn two_instances_on_one_database_run_each_job_once_per_interval() {
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let elapsed = started.elapsed().as_secs_f64();
 
-    let rows: Vec<(String, String, i64, Option<String>)> = first.with_conn(|c| {
-        job_lease::table
-            .select((
-                job_lease::name,
-                job_lease::holder,
-                job_lease::runs,
-                job_lease::last_outcome,
-            ))
-            .order(job_lease::name.asc())
-            .load(c)
-            .unwrap()
-    });
-    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            jiesuan::jobs::CALLBACK_HEALTH,
-            jiesuan::jobs::RECONCILIATION_SWEEP,
-            jiesuan::jobs::REFUND_SWEEP,
-            jiesuan::jobs::SHIPPING_UPLOAD,
-            jiesuan::jobs::TIMEOUT_CLOSE,
-        ]
-    );
-    // One instance alone would run each job about once a second (the first tick at once);
-    // two without leases would run it twice as often.
-    let once_per_interval = elapsed.floor() as i64 + 2;
-    for (name, _, runs, outcome) in &rows {
-        assert!(
-            (2..=once_per_interval).contains(runs),
-            "{name} ran {runs} times in {elapsed:.1}s"
-        );
-        assert!(
-            outcome.as_deref().unwrap_or("").starts_with("ok"),
-            "{name}: {outcome:?}"
-        );
-    }
+    first.assert_jobs_ran_once_per_interval(elapsed);
 
     second.admin_login().await;
     let res = second

@@ -22,13 +22,6 @@ async fn notify(app: &TestApp, body: &str) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-/// A NATIVE attempt for a fresh order: (token, order id, out_trade_no, amount).
-async fn native_attempt(app: &TestApp, code: &str) -> (String, i32, String, i64) {
-    let (token, id, no, code_url) = app.native_order(code).await;
-    assert!(code_url.starts_with("weixin://wxpay/bizpayurl?pr="));
-    (token, id, no, app.attempts(id)[0].amount)
-}
-
 #[tokio::test]
 async fn the_mini_program_pays_through_jsapi_and_the_notify_marks_it_paid_once() {
     let app = TestApp::spawn().await;
@@ -117,7 +110,7 @@ async fn the_mini_program_pays_through_jsapi_and_the_notify_marks_it_paid_once()
 #[tokio::test]
 async fn the_native_flow_pays_from_a_scanned_code_url() {
     let app = TestApp::spawn().await;
-    let (token, id, no, _) = native_attempt(&app, "native").await;
+    let (token, id, no, _) = app.native_attempt("native").await;
     // The same QR while the attempt lives.
     let again: Value = app
         .post_json("/api/v1/pay/native", &token, &json!({ "id": id }))
@@ -134,7 +127,7 @@ async fn the_native_flow_pays_from_a_scanned_code_url() {
 
 async fn storm_pays_once(apps: &[&TestApp]) {
     let app = apps[0];
-    let (_, id, no, amount) = native_attempt(app, "storm").await;
+    let (_, id, no, amount) = app.native_attempt("storm").await;
     let body = notification(
         app,
         &no,
@@ -180,7 +173,7 @@ async fn a_storm_split_across_two_instances_on_one_database_pays_once() {
 #[tokio::test]
 async fn a_lost_notification_is_found_by_the_query_path() {
     let app = TestApp::spawn().await;
-    let (token, id, no, _) = native_attempt(&app, "lost").await;
+    let (token, id, no, _) = app.native_attempt("lost").await;
     app.set_faults(json!({"prefix": no, "never_deliver": true}))
         .await;
     app.sandbox_pay(json!({ "out_trade_no": no })).await;
@@ -214,7 +207,7 @@ async fn the_background_sweep_pays_an_order_whose_notification_never_came() {
     config.sweep_interval_seconds = 1;
     config.query_pending_after_seconds = 0;
     let app = TestApp::spawn_on(config).await;
-    let (_, id, no, _) = native_attempt(&app, "sweep").await;
+    let (_, id, no, _) = app.native_attempt("sweep").await;
     app.set_faults(json!({"prefix": no, "never_deliver": true}))
         .await;
     app.sandbox_pay(json!({ "out_trade_no": no })).await;
@@ -228,7 +221,7 @@ async fn the_background_sweep_pays_an_order_whose_notification_never_came() {
 #[tokio::test]
 async fn forged_and_broken_notifications_change_nothing() {
     let app = TestApp::spawn().await;
-    let (_, id, no, amount) = native_attempt(&app, "forged").await;
+    let (_, id, no, amount) = app.native_attempt("forged").await;
     let key = app.state.config.wechat.api_key.clone();
     let logs_before = app.pay_log_count();
     let forged = notification(
@@ -301,7 +294,7 @@ async fn forged_and_broken_notifications_change_nothing() {
 #[tokio::test]
 async fn an_hmac_signed_notification_without_sign_type_is_accepted() {
     let app = TestApp::spawn().await;
-    let (_, id, no, amount) = native_attempt(&app, "hmac").await;
+    let (_, id, no, amount) = app.native_attempt("hmac").await;
     let key = app.state.config.wechat.api_key.clone();
     let mut p =
         parse(notification(&app, &no, amount, "4200000000202611230000000009", &key).as_bytes())
@@ -319,7 +312,7 @@ async fn an_hmac_signed_notification_without_sign_type_is_accepted() {
 async fn sandbox_faults_duplicate_corrupt_and_retry_deliveries() {
     let app = TestApp::spawn().await;
 
-    let (_, id, no, _) = native_attempt(&app, "copies").await;
+    let (_, id, no, _) = app.native_attempt("copies").await;
     app.set_faults(json!({"prefix": no, "copies": 3})).await;
     app.sandbox_pay(json!({ "out_trade_no": no })).await;
     app.wait_for_status(id, 2).await;
@@ -337,7 +330,7 @@ async fn sandbox_faults_duplicate_corrupt_and_retry_deliveries() {
     );
     assert_eq!(app.pay_logs(id).iter().filter(|l| l.3).count(), 1);
 
-    let (_, id, no, _) = native_attempt(&app, "wrong-amount").await;
+    let (_, id, no, _) = app.native_attempt("wrong-amount").await;
     app.set_faults(json!({"prefix": no, "wrong_amount": true}))
         .await;
     app.sandbox_pay(json!({ "out_trade_no": no })).await;
@@ -353,7 +346,7 @@ async fn sandbox_faults_duplicate_corrupt_and_retry_deliveries() {
     assert!(d.iter().all(|d| d["acknowledged"] == false));
     assert_eq!(order_status(&app, id), 1);
 
-    let (_, id, no, _) = native_attempt(&app, "bad-sign").await;
+    let (_, id, no, _) = app.native_attempt("bad-sign").await;
     app.set_faults(json!({"prefix": no, "bad_signature": true}))
         .await;
     app.sandbox_pay(json!({ "out_trade_no": no })).await;

@@ -5,7 +5,9 @@
 //! `cargo run --release --features mysql,postgres --bin bench -- --db sqlite,mysql,postgres
 //! [--requests N] [--write]`: one section per backend, in one run; `--write` rewrites
 //! BENCHMARKS.md with them. MySQL and PostgreSQL need the cargo features of the same names
-//! and their servers (the CI URLs, or `--url` for a single server backend).
+//! and their servers (the CI URLs, or `--url` for one server). `--url` may name a node of
+//! `scripts/cluster.sh`'s Galera cluster: one instance on one node measures what synchronous
+//! replication costs; conflicts between nodes need instances on several (tests/cluster.rs).
 #![allow(clippy::print_stdout)]
 
 use futures_util::stream::{self, StreamExt};
@@ -155,7 +157,7 @@ async fn drive(
 
 /// The same writes as one placement (order + 3 lines + 3 conditional stock updates) in one
 /// write transaction, straight on the pool from `CONCURRENCY` threads: what the database can do.
-fn limit(state: &AppState, n: usize, user_id: i32) -> Result<Run, String> {
+fn limit(state: &AppState, n: usize, user_id: i32, lines: [i32; 3]) -> Result<Run, String> {
     let per = n / CONCURRENCY;
     let start = Instant::now();
     let handles: Vec<_> = (0..CONCURRENCY)
@@ -169,7 +171,7 @@ fn limit(state: &AppState, n: usize, user_id: i32) -> Result<Run, String> {
                     db::write_tx(
                         &mut c,
                         |c: &mut Conn| -> Result<(), diesel::result::Error> {
-                            for pid in [1, 2, 3] {
+                            for pid in lines {
                                 product::reserve_stock(c, pid, 1)?;
                             }
                             let no = generate_order_no(now().and_utc().with_timezone(&shanghai()));
@@ -191,7 +193,7 @@ fn limit(state: &AppState, n: usize, user_id: i32) -> Result<Run, String> {
                                     updated_at: t,
                                 },
                             )?;
-                            for pid in [1, 2, 3] {
+                            for pid in lines {
                                 order_rows::insert_line(c, id, pid, 1)?;
                             }
                             Ok(())
@@ -227,17 +229,19 @@ fn address() -> AddressCmd {
     }
 }
 
-/// `n` unpaid orders of `user_id` with a pending attempt each: (out_trade_no, amount, order no).
+/// `n` unpaid orders of `user_id` for one unit of `product_id` with a pending attempt each:
+/// (out_trade_no, amount, order no).
 fn orders_with_attempts(
     state: &AppState,
     user_id: i32,
     n: usize,
+    product_id: i32,
     channel: Channel,
     provider: Provider,
 ) -> Result<Vec<(String, i64, String)>, String> {
     let mut c = state.pool.get().map_err(|e| e.to_string())?;
     let cmd = PlaceOrderCmd {
-        lines: vec![(ProductId(4), 1)],
+        lines: vec![(ProductId(product_id), 1)],
     };
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -435,10 +439,19 @@ async fn bench(a: Args) -> Result<String, String> {
     {
         let mut c = state.pool.get().map_err(|e| e.to_string())?;
         seed::products(&mut c).map_err(|e| e.to_string())?;
-        for pid in 1..=8 {
+        for pid in product_ids(&mut c)? {
             product::adjust_stock(&mut c, pid, 100_000_000).map_err(|e| e.to_string())?;
         }
     }
+    // The first four products: three lines of a placement, and one for the payment rows.
+    // Not 1..4: a Galera node hands out ids with its own offset and step.
+    let p = {
+        let mut c = state.pool.get().map_err(|e| e.to_string())?;
+        match product_ids(&mut c)?[..] {
+            [a, b, c, d, ..] => [a, b, c, d],
+            _ => return Err("fewer than four products seeded".into()),
+        }
+    };
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let base = format!(
         "http://{}",
@@ -493,7 +506,7 @@ async fn bench(a: Args) -> Result<String, String> {
         uid
     };
 
-    let place_body = serde_json::json!({"products": [{"product_id": 1, "count": 1}, {"product_id": 2, "count": 1}, {"product_id": 3, "count": 1}]});
+    let place_body = serde_json::json!({"products": [{"product_id": p[0], "count": 1}, {"product_id": p[1], "count": 1}, {"product_id": p[2], "count": 1}]});
     let place = |count: usize| -> Vec<reqwest::RequestBuilder> {
         (0..count)
             .map(|i| {
@@ -507,7 +520,7 @@ async fn bench(a: Args) -> Result<String, String> {
 
     let st = state.clone();
     checkpoint(&state)?;
-    let lim = tokio::task::spawn_blocking(move || limit(&st, n, seller))
+    let lim = tokio::task::spawn_blocking(move || limit(&st, n, seller, [p[0], p[1], p[2]]))
         .await
         .map_err(|e| e.to_string())??;
     // Both placement runs start warm (the second comes right after 100k rows were written).
@@ -518,7 +531,7 @@ async fn bench(a: Args) -> Result<String, String> {
     // Notifications: distinct orders, first deliveries, then the very same again.
     let st = state.clone();
     let wx_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, n, Channel::WxNative, Provider::Wechat)
+        orders_with_attempts(&st, seller, n, p[3], Channel::WxNative, Provider::Wechat)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -563,7 +576,7 @@ async fn bench(a: Args) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     let st = state.clone();
     let v3_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, n, Channel::WxNative, Provider::WechatV3)
+        orders_with_attempts(&st, seller, n, p[3], Channel::WxNative, Provider::WechatV3)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -595,7 +608,7 @@ async fn bench(a: Args) -> Result<String, String> {
     let key = pp_sign::private_key(&key_pem).map_err(|e| e.to_string())?;
     let st = state.clone();
     let pp_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, n, Channel::AlipayQr, Provider::Pingpp)
+        orders_with_attempts(&st, seller, n, p[3], Channel::AlipayQr, Provider::Pingpp)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -667,7 +680,7 @@ async fn bench(a: Args) -> Result<String, String> {
     };
     let st = state.clone();
     let pc_order = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, pc_user, 1, Channel::AlipayQr, Provider::Pingpp)
+        orders_with_attempts(&st, pc_user, 1, p[3], Channel::AlipayQr, Provider::Pingpp)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -710,14 +723,14 @@ async fn bench(a: Args) -> Result<String, String> {
     // Exactly once: 64 copies of one notification, 32 at a time, 10 trials.
     let st = state.clone();
     let trials_orders = tokio::task::spawn_blocking(move || {
-        orders_with_attempts(&st, seller, 10, Channel::WxNative, Provider::Wechat)
+        orders_with_attempts(&st, seller, 10, p[3], Channel::WxNative, Provider::Wechat)
     })
     .await
     .map_err(|e| e.to_string())??;
     let mut exact = 0;
     let mut deductions = Vec::new();
     for (i, (no, amt, order_no)) in trials_orders.iter().enumerate() {
-        let stock_before = stock_of(&state, 4)?;
+        let stock_before = stock_of(&state, p[3])?;
         let body = wechat_notify(&state, no, *amt, &format!("4200000000trial{i:013}"));
         let replies: Vec<bool> = stream::iter(0..64)
             .map(|_| {
@@ -734,7 +747,7 @@ async fn bench(a: Args) -> Result<String, String> {
             .buffer_unordered(32)
             .collect()
             .await;
-        let moved = stock_before - stock_of(&state, 4)?;
+        let moved = stock_before - stock_of(&state, p[3])?;
         let paid_rows = paid_log_rows(&state, order_no)?;
         deductions.push(moved);
         if replies.iter().all(|x| *x) && moved == 0 && paid_rows == 1 {
@@ -809,7 +822,7 @@ async fn bench(a: Args) -> Result<String, String> {
          | p99 place order / p99 limit | {} | ≤ 3 |\n\
          | place order with 100k orders / with ~1k | {} | ≥ 0.9 |\n\
          | exactly once (64 duplicates at c=32) | {exact}/10 trials, stock moved by notifications: {:?} | 10/10 |\n\
-         \n(seeding {to_seed} orders took {:.1} s)\n",
+         \n(seeding {to_seed} orders took {:.1} s; database work run again after a conflict or a lost connection: {})\n",
         r(placed_1k.rate(), lim.rate()),
         r(wx_first.rate(), lim.rate()),
         r(v3_first.rate(), lim.rate()),
@@ -821,6 +834,7 @@ async fn bench(a: Args) -> Result<String, String> {
         r(placed_100k.rate(), placed_1k.rate()),
         deductions,
         seeded_in.as_secs_f64(),
+        state.db.retries(),
     ));
     Ok(out)
 }
@@ -833,6 +847,17 @@ fn checkpoint(state: &AppState) -> Result<(), String> {
     }
     let mut c = state.pool.get().map_err(|e| e.to_string())?;
     diesel::connection::SimpleConnection::batch_execute(&mut *c, "PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(|e| e.to_string())
+}
+
+/// The products' ids, in order.
+fn product_ids(c: &mut Conn) -> Result<Vec<i32>, String> {
+    use diesel::prelude::*;
+    use jiesuan::models::schema::products;
+    products::table
+        .select(products::id)
+        .order(products::id.asc())
+        .load(c)
         .map_err(|e| e.to_string())
 }
 

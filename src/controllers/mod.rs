@@ -25,7 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 pub async fn db<T, F>(state: &AppState, f: F) -> Result<T, ServiceError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Conn) -> Result<T, ServiceError> + Send + 'static,
+    F: FnMut(&mut Conn) -> Result<T, ServiceError> + Send + 'static,
 {
     crate::services::run(&state.db, f).await
 }

@@ -174,7 +174,7 @@ pub async fn wechat_v3(
     });
     let verified = state.gateway().v3_notification(headers, &body).await;
     match db(&state, move |c| {
-        notify::wechat_v3(c, &merchant, &msg, verified)
+        notify::wechat_v3(c, &merchant, &msg, &verified)
     })
     .await
     {

@@ -143,6 +143,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             let pool = state.pool.state();
             f.pool_connections = pool.connections;
             f.pool_idle = pool.idle_connections;
+            f.db_retries = state.db.retries();
             f
         }
         Err(e) => {

@@ -36,7 +36,7 @@ pub fn close(
     actor: &str,
     note: &str,
 ) -> Result<bool, ServiceError> {
-    super::retry_deadlocks(|| close_once(conn, order_id, actor, note))
+    close_once(conn, order_id, actor, note)
 }
 
 fn close_once(
@@ -163,7 +163,7 @@ pub struct CallbackHealth {
 }
 
 /// The database's figures for `/metrics`: open (pending) attempts and refunds by status
-/// (the pool's figures are the caller's).
+/// (the pool's figures and the retry count are the caller's).
 pub fn metrics_figures(conn: &mut Conn) -> Result<crate::metrics::DbFigures, ServiceError> {
     let open_attempts = pay::attempts_in_status(conn, AttemptStatus::Pending.code())?;
     let refunds = RefundStatus::ALL
@@ -175,6 +175,7 @@ pub fn metrics_figures(conn: &mut Conn) -> Result<crate::metrics::DbFigures, Ser
         refunds,
         pool_connections: 0,
         pool_idle: 0,
+        db_retries: 0,
     })
 }
 

@@ -70,33 +70,27 @@ impl From<crate::db::RunError<ServiceError>> for ServiceError {
     }
 }
 
-/// Runs a synchronous service call on the blocking pool.
+/// Runs a synchronous service call on the blocking pool (again, when its database conflicted
+/// or its connection was lost: see `Db::run`).
 pub async fn run<T, F>(db: &crate::db::Db, f: F) -> Result<T, ServiceError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut crate::db::Conn) -> Result<T, ServiceError> + Send + 'static,
+    F: FnMut(&mut crate::db::Conn) -> Result<T, ServiceError> + Send + 'static,
 {
     Ok(db.run(f).await?)
+}
+
+impl crate::db::DbFailure for ServiceError {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        match self {
+            ServiceError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<crate::domain::MoneyError> for ServiceError {
     fn from(e: crate::domain::MoneyError) -> Self {
         ServiceError::Internal(e.to_string())
     }
-}
-
-/// Runs a transaction again (at most twice more) when the database chose it as the victim of
-/// a deadlock: it was rolled back whole, so nothing of it is left to undo.
-pub(crate) fn retry_deadlocks<T>(
-    mut f: impl FnMut() -> Result<T, ServiceError>,
-) -> Result<T, ServiceError> {
-    for _ in 0..2 {
-        match f() {
-            Err(ServiceError::Db(e)) if crate::db::is_retryable(&e) => {
-                log::info!("deadlock victim, running the transaction again: {e}");
-            }
-            other => return other,
-        }
-    }
-    f()
 }

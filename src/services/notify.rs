@@ -558,7 +558,7 @@ pub fn wechat_v3(
     conn: &mut Conn,
     m: &WechatV3Merchant,
     req: &Inbound,
-    verified: Result<
+    verified: &Result<
         crate::payment::wechat_v3::Notification,
         crate::payment::wechat_v3::NotifyError,
     >,
@@ -592,7 +592,7 @@ pub fn wechat_v3(
     let notification = match verified {
         Ok(n) => n,
         Err(e) => {
-            let (outcome, status) = v3_refusal(&e);
+            let (outcome, status) = v3_refusal(e);
             return reject(conn, false, None, outcome, status, "验签失败");
         }
     };

@@ -80,6 +80,15 @@ impl From<diesel::result::Error> for TxError {
     }
 }
 
+impl db::DbFailure for TxError {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        match self {
+            TxError::Service(e) => e.db_error(),
+            TxError::Short(_) => None,
+        }
+    }
+}
+
 impl From<crate::domain::MoneyError> for TxError {
     fn from(e: crate::domain::MoneyError) -> Self {
         TxError::Service(e.into())

@@ -367,7 +367,7 @@ pub fn apply_payment(
     if pay::dedupe_exists(conn, &key)? {
         return log_duplicate(conn, proof, entry, reply);
     }
-    let result = super::retry_deadlocks(|| apply_once(conn, proof, entry, reply, &key));
+    let result = apply_once(conn, proof, entry, reply, &key);
     match result {
         Err(ServiceError::Db(e)) if db::is_unique_violation(&e) => {
             log_duplicate(conn, proof, entry, reply)

@@ -177,7 +177,7 @@ impl Gateway {
         if !claimed {
             return Ok(None);
         }
-        let up = run(&self.db, move |c| upload_of(c, s)).await?;
+        let up = run(&self.db, move |c| upload_of(c, s.clone())).await?;
         let tries = up.shipment.upload_tries;
         let outcome = match (&up.info, up.unfit) {
             (Some(info), None) => self.send(info).await,

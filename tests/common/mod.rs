@@ -46,7 +46,12 @@ fn random_suffix() -> String {
 
 /// A URL of a fresh, empty database of the backend under test.
 pub fn fresh_database_url() -> String {
-    let base = std::env::var("JIESUAN_TEST_DB").unwrap_or_else(|_| "sqlite".into());
+    fresh_database_on(&std::env::var("JIESUAN_TEST_DB").unwrap_or_else(|_| "sqlite".into()))
+}
+
+/// A URL of a fresh, empty database on the server `base` names (its database part replaced).
+pub fn fresh_database_on(base: &str) -> String {
+    let base = base.to_string();
     let name = format!("jt_{}", random_suffix());
     match Backend::of_url(&base) {
         Backend::Sqlite => {
@@ -357,6 +362,60 @@ impl TestApp {
             .await
             .unwrap();
         (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    /// A NATIVE attempt for a fresh order: (token, order id, out_trade_no, amount).
+    pub async fn native_attempt(&self, code: &str) -> (String, i32, String, i64) {
+        let (token, id, no, code_url) = self.native_order(code).await;
+        assert!(code_url.starts_with("weixin://wxpay/bizpayurl?pr="));
+        (token, id, no, self.attempts(id)[0].amount)
+    }
+
+    /// `GET /metrics` with this `Authorization` header, if any: (status, text).
+    pub async fn scrape(&self, auth: Option<&str>) -> (u16, String) {
+        let mut req = self.api.get(format!("{}/metrics", self.url));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// Asserts that every background job ran, each about once per one-second interval over
+    /// `elapsed` seconds (one instance's rate, however many instances tick), with an `ok`.
+    pub fn assert_jobs_ran_once_per_interval(&self, elapsed: f64) {
+        use jiesuan::models::schema::job_lease;
+        let rows: Vec<(String, i64, Option<String>)> = self.with_conn(|c| {
+            job_lease::table
+                .select((job_lease::name, job_lease::runs, job_lease::last_outcome))
+                .order(job_lease::name.asc())
+                .load(c)
+                .unwrap()
+        });
+        let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                jiesuan::jobs::CALLBACK_HEALTH,
+                jiesuan::jobs::RECONCILIATION_SWEEP,
+                jiesuan::jobs::REFUND_SWEEP,
+                jiesuan::jobs::SHIPPING_UPLOAD,
+                jiesuan::jobs::TIMEOUT_CLOSE,
+            ]
+        );
+        // One instance alone runs each job about once a second (the first tick at once);
+        // several without leases would run it as many times as often.
+        let once_per_interval = elapsed.floor() as i64 + 2;
+        for (name, runs, outcome) in &rows {
+            assert!(
+                (2..=once_per_interval).contains(runs),
+                "{name} ran {runs} times in {elapsed:.1}s"
+            );
+            assert!(
+                outcome.as_deref().unwrap_or("").starts_with("ok"),
+                "{name}: {outcome:?}"
+            );
+        }
     }
 
     /// Waits (up to 10 s) until the order has `status`; panics otherwise.

@@ -46,7 +46,13 @@ impl Gateway {
                     } else {
                         "unknown_trade"
                     };
-                    pay::log_only(c, &outbound(provider, "query", raw), Some(&no), outcome, "")
+                    pay::log_only(
+                        c,
+                        &outbound(provider, "query", raw.clone()),
+                        Some(&no),
+                        outcome,
+                        "",
+                    )
                 })
                 .await?;
                 return Ok(None);
