@@ -400,6 +400,11 @@ pub enum RunError<E> {
     Join(String),
 }
 
+/// The connection failed while committing: the transaction may or may not be durable.
+fn commit_uncertain(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::RollbackErrorOnCommit { .. })
+}
+
 impl Db {
     pub fn new(pool: Pool) -> Db {
         Db {
@@ -416,7 +421,8 @@ impl Db {
     /// Runs `f` with a pooled connection on the blocking pool. When the connection was lost,
     /// or a conflict outlived `write_tx`'s retries (or hit a write outside it), `f` runs again
     /// on a fresh connection, with backoff, for up to `RECONNECT_BUDGET`; so `f` must be safe
-    /// to run again, as the shop's compare-and-set writes are.
+    /// to run again, as the shop's compare-and-set writes are. Never after a COMMIT whose
+    /// outcome is unknown (the connection died while committing): that error is returned.
     pub async fn run<T, E, F>(&self, mut f: F) -> Result<T, RunError<E>>
     where
         T: Send + 'static,
@@ -436,9 +442,11 @@ impl Db {
                     .and_then(|mut conn| run_once(&mut conn, &mut f));
                 let again = match &result {
                     Err(RunError::Pool(_)) => true,
-                    Err(RunError::Inner(e)) => e
-                        .db_error()
-                        .is_some_and(|e| is_connection_lost(e) || is_retryable(e)),
+                    // A COMMIT that got no answer may have been durable: running the work
+                    // again could do it twice (a second order), so it is the caller's error.
+                    Err(RunError::Inner(e)) => e.db_error().is_some_and(|e| {
+                        !commit_uncertain(e) && (is_connection_lost(e) || is_retryable(e))
+                    }),
                     _ => false,
                 };
                 if !again || started.elapsed() >= RECONNECT_BUDGET {

@@ -159,6 +159,11 @@ impl AppState {
                 return_to: format!("{}/home/order/payresult?order_sn=", self.public_url),
             }),
             cashier: self.config.cashier,
+            v3_serial_download: self
+                .wechat_v3
+                .as_ref()
+                .map(|v3| v3.serial_download.clone())
+                .unwrap_or_default(),
             v3_certificate_mode: self
                 .wechat_v3
                 .as_ref()
@@ -298,6 +303,8 @@ pub struct WechatV3Setup {
     pub verifier: Arc<std::sync::RwLock<Verifier>>,
     /// Platform-certificate mode (no WeChat Pay public key configured).
     pub certificate_mode: bool,
+    /// When a notification's unknown serial last brought a download.
+    pub serial_download: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 /// The merchant's APIv3 key, private key and verification mode, read and checked at start.
@@ -321,6 +328,7 @@ fn wechat_v3_setup(config: &Config) -> Result<WechatV3Setup, StartupError> {
         },
         verifier: Arc::new(std::sync::RwLock::new(verifier)),
         certificate_mode: wx.v3_public_key.is_none(),
+        serial_download: Arc::default(),
     })
 }
 

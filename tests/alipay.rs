@@ -228,14 +228,7 @@ async fn the_timeout_close_closes_the_alipay_trade_first() {
     // The phone opened the code: the trade exists at Alipay, waiting for the buyer.
     let res = app.api.get(&code).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    {
-        use diesel::prelude::*;
-        use jiesuan::models::schema::orders;
-        diesel::update(orders::table.filter(orders::id.eq(id)))
-            .set(orders::expires_at.eq(jiesuan::models::now() - chrono::Duration::minutes(1)))
-            .execute(&mut app.conn())
-            .unwrap();
-    }
+    expire(&app, id);
     assert_eq!(app.state.gateway().close_expired().await.unwrap(), 1);
     assert_eq!(order_status(&app, id), 5);
     let closes: Vec<_> = app
@@ -247,6 +240,42 @@ async fn the_timeout_close_closes_the_alipay_trade_first() {
     assert_eq!(closes[0].2, "closed");
     // Alipay refuses to take the money now.
     app.sandbox_pay_refused(&no).await;
+}
+
+#[tokio::test]
+async fn a_trade_alipay_closed_at_its_deadline_lets_the_order_close() {
+    let app = direct_app().await;
+    let (id, _, code) = scanned(&app, "aliexpired").await;
+    assert_eq!(app.api.get(&code).send().await.unwrap().status(), 200);
+    // Alipay closed the trade by itself (at its time_expire, about the order's deadline);
+    // here closed through the connector, behind the shop's back.
+    let a = app.attempts(id).pop().unwrap();
+    let trade = jiesuan::payment::connector::Trade {
+        channel: Some(jiesuan::domain::Channel::AlipayQr),
+        out_trade_no: a.out_trade_no,
+        provider_ref: a.provider_ref,
+        credential: a.credential,
+        amount: jiesuan::domain::Money::from_fen(a.amount),
+        expires_at: a.expires_at,
+    };
+    let gateway = app.state.gateway();
+    let alipay = gateway
+        .connector(jiesuan::domain::Provider::Alipay)
+        .unwrap();
+    assert!(alipay.close(&trade).await.is_ok());
+    expire(&app, id);
+    assert_eq!(app.state.gateway().close_expired().await.unwrap(), 1);
+    assert_eq!(order_status(&app, id), 5);
+}
+
+/// Moves the order's deadline into the past.
+fn expire(app: &TestApp, id: i32) {
+    use diesel::prelude::*;
+    use jiesuan::models::schema::orders;
+    diesel::update(orders::table.filter(orders::id.eq(id)))
+        .set(orders::expires_at.eq(jiesuan::models::now() - chrono::Duration::minutes(1)))
+        .execute(&mut app.conn())
+        .unwrap();
 }
 
 #[tokio::test]

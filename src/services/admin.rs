@@ -491,16 +491,23 @@ pub struct OrderHistory {
 }
 
 pub fn order_history(conn: &mut Conn, order_id: i32) -> Result<OrderHistory, ServiceError> {
+    let attempts = pay::attempts_of(conn, order_id)?;
+    let refunds = refunds::of_order(conn, order_id)?;
+    let events = event::of_order(conn, order_id)?;
+    let logs = pay::logs_of_order(conn, order_id)?;
+    let shipment = crate::models::shipment::of_order(conn, order_id)?;
+    // Read last, so it is at least as new as the rows above: a refund read as done has
+    // its order's status written in the same transaction (no "已退款" beside "已支付").
     let order = crate::models::order::find(conn, order_id)?.ok_or(ServiceError::OrderNotFound)?;
     let user = user_names(conn, vec![order.user_id])?
         .remove(&order.user_id)
         .unwrap_or_default();
     Ok(OrderHistory {
-        attempts: pay::attempts_of(conn, order_id)?,
-        refunds: refunds::of_order(conn, order_id)?,
-        events: event::of_order(conn, order_id)?,
-        logs: pay::logs_of_order(conn, order_id)?,
-        shipment: crate::models::shipment::of_order(conn, order_id)?,
+        attempts,
+        refunds,
+        events,
+        logs,
+        shipment,
         order,
         user,
     })

@@ -728,7 +728,7 @@ pub fn alipay(
     if notice.app_id != app.app_id || notice.seller_id != app.seller_id {
         return answer(conn, true, Some(&no), "wrong_merchant", false);
     }
-    if notice.refund_fee.is_some() {
+    if notice.is_refund() {
         // A refund's notification: completes the refund it names (out_biz_no); one without
         // (a full refund may carry none) is left to the refund sweep's query.
         let Some(out_refund_no) = notice.out_biz_no.clone() else {

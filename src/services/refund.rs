@@ -22,6 +22,10 @@ pub fn dedupe_key(provider: Provider, refund_ref: &str) -> String {
     format!("{}-refund:{refund_ref}", provider.id_space())
 }
 
+/// How long a new refund waits for its first submission's answer before the refund sweep
+/// submits it (again: the platforms settle a repeat as the same refund).
+const UNANSWERED_SUBMISSION: chrono::Duration = chrono::Duration::minutes(2);
+
 fn status_of(o: &Order) -> Result<OrderStatus, ServiceError> {
     OrderStatus::from_code(o.status).map_err(|e| ServiceError::Internal(e.to_string()))
 }
@@ -134,7 +138,9 @@ pub fn start_refund(
                 status: RefundStatus::Pending.code(),
                 created_at: t,
                 updated_at: t,
-                next_try_at: None,
+                // Submitted at once by whoever asked; if that never records an answer (a
+                // crash, a failure before the call), the refund sweep submits it then.
+                next_try_at: Some(t + UNANSWERED_SUBMISSION),
             },
         )?;
         let note = format!("申请退款 {}：{}", r.amount, r.reason);

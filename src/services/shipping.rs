@@ -132,7 +132,9 @@ impl Gateway {
                 let n = name.clone();
                 return match answer {
                     Ok(tok) => {
-                        let until = now() + chrono::Duration::seconds(tok.expires_in);
+                        // WeChat says 7200; anything else is kept within sane bounds.
+                        let life = tok.expires_in.clamp(60, 7200);
+                        let until = now() + chrono::Duration::seconds(life);
                         let text = tok.access_token.clone();
                         run(&self.db, move |c| {
                             Ok(api_token::store(c, &n, &text, until, now())?)

@@ -154,9 +154,19 @@ impl AlipayConnector {
                 outcome: "trade_not_exist".into(),
                 raw: e.raw(),
             }),
-            // Only WAIT_BUYER_PAY closes: it was paid (or closed) meanwhile; ask again.
+            // Only WAIT_BUYER_PAY closes: it was paid, or closed already (Alipay closes a
+            // trade at its time_expire, which is about when the shop closes the order).
             Err(e) if e.sub_code() == "ACQ.TRADE_STATUS_ERROR" => {
-                Ok(Closed::AlreadyPaid { raw: e.raw() })
+                match self.query_trade(trade).await? {
+                    TradeState::Paid { raw, .. } => Ok(Closed::AlreadyPaid { raw }),
+                    TradeState::Unpaid { state, raw } if state == "trade_status TRADE_CLOSED" => {
+                        Ok(Closed::Closed {
+                            outcome: "already_closed".into(),
+                            raw,
+                        })
+                    }
+                    _ => Err(failure("close", &e)),
+                }
             }
             Err(e) => Err(failure("close", &e)),
         }
@@ -193,6 +203,13 @@ impl AlipayConnector {
         Ok(match a.field("refund_status").as_str() {
             "REFUND_SUCCESS" => RefundState::Done {
                 refund_ref: r.out_refund_no.clone(),
+                raw: a.raw,
+            },
+            // No refund_status: Alipay did not refund it (or not yet). Not retried blindly:
+            // an admin looks at it (its money stays held meanwhile).
+            "" => RefundState::Abnormal {
+                status: "NOT_REFUNDED".into(),
+                note: "支付宝查询无此退款（未退款），需人工处理".into(),
                 raw: a.raw,
             },
             _ => RefundState::Processing { raw: a.raw },

@@ -28,7 +28,12 @@ impl AlipayNotice {
         matches!(
             self.trade_status.as_str(),
             "TRADE_SUCCESS" | "TRADE_FINISHED"
-        ) && self.refund_fee.is_none()
+        ) && !self.is_refund()
+    }
+
+    /// Money went back (a refund's notification): a `refund_fee` above zero.
+    pub fn is_refund(&self) -> bool {
+        self.refund_fee.is_some_and(|f| f.fen() > 0)
     }
 }
 

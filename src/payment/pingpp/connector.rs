@@ -138,23 +138,22 @@ impl PingppConnector {
 
     async fn submit(&self, r: &RefundOrder) -> Submitted {
         let ch = r.trade.provider_ref.clone().unwrap_or_default();
-        if r.tries > 0 {
-            // An earlier POST got no clear answer: it may have taken the money. Ping++ has
-            // no idempotency key, so look for our refund before posting again.
-            match self.client.list_refunds(&ch).await {
-                Ok((list, raw)) => {
-                    let ours = list
-                        .into_iter()
-                        .find(|re| re.metadata["out_refund_no"].as_str() == Some(&r.out_refund_no));
-                    if let Some(re) = ours {
-                        return Submitted::Accepted {
-                            refund_ref: re.id,
-                            raw,
-                        };
-                    }
+        // An earlier POST (this one's first try, or a request that died before its
+        // answer was recorded) may have taken the money, and Ping++ has no idempotency
+        // key: look for our refund before posting.
+        match self.client.list_refunds(&ch).await {
+            Ok((list, raw)) => {
+                let ours = list
+                    .into_iter()
+                    .find(|re| re.metadata["out_refund_no"].as_str() == Some(&r.out_refund_no));
+                if let Some(re) = ours {
+                    return Submitted::Accepted {
+                        refund_ref: re.id,
+                        raw,
+                    };
                 }
-                Err(e) => return Submitted::Retry(format!("list refunds: {e}")),
             }
+            Err(e) => return Submitted::Retry(format!("list refunds: {e}")),
         }
         let req = CreateRefund {
             description: clip(&r.reason, 255),

@@ -159,9 +159,16 @@ impl WechatV2 {
             notify_url: self.refund_notify_url.clone(),
         };
         match self.pay.refund(&req).await {
-            Ok(ex) => Submitted::Accepted {
-                refund_ref: ex.fields.get("refund_id").cloned().unwrap_or_default(),
-                raw: ex.response,
+            // Accepted without its refund_id: unreadable, asked again (the same refund).
+            Ok(ex) => match ex.fields.get("refund_id").filter(|id| !id.is_empty()) {
+                Some(id) => Submitted::Accepted {
+                    refund_ref: id.clone(),
+                    raw: ex.response,
+                },
+                None => Submitted::Retry(format!(
+                    "refund accepted without refund_id: {}",
+                    ex.response
+                )),
             },
             Err(WxError::Business { code, response, .. })
                 if REFUND_RETRYABLE.contains(&code.as_str()) =>

@@ -256,7 +256,12 @@ impl WxPayV3 {
                 error: VerifyError::UnknownSerial(serial),
                 ..
             }) if !serial.starts_with(PUB_KEY_ID_PREFIX) => {
-                self.refresh_certificates().await?;
+                // A download that fails leaves the answer unverified (an open outcome), never
+                // replaced by the download's own error: a refund WeChat took must not read
+                // as refused.
+                if let Err(e) = self.refresh_certificates().await {
+                    log::warn!("platform certificates not refreshed: {e}");
+                }
                 self.verified(raw)
             }
             other => other,

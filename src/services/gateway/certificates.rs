@@ -145,7 +145,25 @@ impl Gateway {
     }
 }
 
+/// Notifications signed by an unknown serial bring at most one certificate download per
+/// this interval (per process).
+const UNKNOWN_SERIAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Gateway {
+    /// Whether a notification's unknown serial may bring a download now (and notes it).
+    fn may_download_for_serial(&self) -> bool {
+        let mut last = self
+            .v3_serial_download
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < UNKNOWN_SERIAL_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
     /// A WeChat Pay APIv3 notification verified over its raw bytes and opened. A serial this
     /// process does not know (WeChat started signing with a new certificate) first brings
     /// the platform's certificates up to date, then the notification is checked once more.
@@ -164,8 +182,10 @@ impl Gateway {
             log::warn!("{e}");
         }
         match v3.client.notification(&headers, body) {
+            // Anyone can post a serial: at most one download per interval for such a
+            // notification, so forged ones cannot make the shop hammer WeChat.
             Err(NotifyError::Unverified(VerifyError::UnknownSerial(serial)))
-                if self.v3_certificate_mode =>
+                if self.v3_certificate_mode && self.may_download_for_serial() =>
             {
                 if let Err(e) = self.v3_certificates(Some(&serial)).await {
                     log::warn!("{e}");
