@@ -400,9 +400,11 @@ pub enum RunError<E> {
     Join(String),
 }
 
-/// The connection failed while committing: the transaction may or may not be durable.
+/// The connection failed while committing: the transaction may or may not be durable. (A
+/// COMMIT refused as a conflict, Galera's certification failure, did not commit.)
 fn commit_uncertain(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::RollbackErrorOnCommit { .. })
+    matches!(e, diesel::result::Error::RollbackErrorOnCommit { commit_error, .. }
+        if !is_retryable(commit_error))
 }
 
 impl Db {

@@ -60,11 +60,21 @@ pub struct OrderLine {
 /// Inserts the order and returns its id, found again by its unique order number (portable:
 /// MySQL has no RETURNING, and "the last row" is a race).
 pub fn insert(conn: &mut Conn, o: &NewOrder<'_>) -> QueryResult<i32> {
+    use diesel::result::{DatabaseErrorKind, Error};
     diesel::insert_into(orders::table).values(o).execute(conn)?;
-    orders::table
+    match orders::table
         .filter(orders::order_no.eq(o.order_no))
         .select(orders::id)
         .first(conn)
+    {
+        // Our own insert, unseen: the transaction was aborted under us (a Galera node's
+        // brute-force abort). A conflict, to be run again, never a 500.
+        Err(Error::NotFound) => Err(Error::DatabaseError(
+            DatabaseErrorKind::SerializationFailure,
+            Box::new("the order just inserted is not visible: transaction aborted".to_string()),
+        )),
+        other => other,
+    }
 }
 
 pub fn insert_line(

@@ -330,10 +330,12 @@ pub fn order_status(app: &TestApp, order_id: i32) -> i32 {
 }
 
 impl TestApp {
-    /// A buyer with an order for one unit of product 1: (token, order id, order no).
+    /// A buyer with an order for one unit of the first product (id 1, but a Galera node
+    /// hands out ids with its own offset): (token, order id, order no).
     pub async fn unpaid_order(&self, code: &str) -> (String, i32, String) {
         let token = self.buyer(code).await;
-        let (status, v) = self.place(&token, &[(1, 1)]).await;
+        let first = self.all_stock().first().map_or(1, |p| p.0);
+        let (status, v) = self.place(&token, &[(first, 1)]).await;
         assert_eq!(status, 200, "{v}");
         let id = v["order_id"].as_i64().unwrap() as i32;
         (token, id, v["order_no"].as_str().unwrap().to_string())

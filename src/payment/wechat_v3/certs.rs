@@ -204,8 +204,9 @@ impl CertificateSet {
     }
 
     /// Takes in a `/v3/certificates` answer (headers and raw body): the answer must be signed
-    /// by a certificate already known and in force, or, when none is (the first download),
-    /// by one it brings itself (their being sealed with the APIv3 key vouches for them).
+    /// by a certificate already known and in force, or by one it brings itself (their being
+    /// sealed with the APIv3 key vouches for them: a platform that has started signing with
+    /// its new certificate is followed at once).
     /// Expired certificates are dropped. Returns how many serials were new.
     pub fn accept_download(
         &mut self,
