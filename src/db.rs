@@ -371,8 +371,9 @@ pub fn is_connection_lost(e: &diesel::result::Error) -> bool {
             rollback_error,
         } => is_connection_lost(commit_error) || is_connection_lost(rollback_error),
         Error::DatabaseError(DatabaseErrorKind::Unknown, _) => {
-            let m = message(e);
-            m.contains("Lost connection to") || m.contains("server has gone away")
+            // "MySQL server has gone away", "Server has gone away", "Lost connection to…"
+            let m = message(e).to_lowercase();
+            m.contains("lost connection to") || m.contains("server has gone away")
         }
         _ => false,
     }
