@@ -10,7 +10,6 @@ mod common;
 
 use common::{fresh_database_url, test_config, TestApp};
 use serde_json::{json, Value};
-use std::process::Command;
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/keys/sandbox");
 
@@ -27,25 +26,8 @@ async fn sdk_check(app: &TestApp, prefix: &str, extra: Value) -> Value {
     if let (Some(cfg), Some(extra)) = (cfg.as_object_mut(), extra.as_object()) {
         cfg.extend(extra.clone());
     }
-    let python = std::env::var("JIESUAN_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .args(["alipay_check.py", &cfg.to_string()])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e"))
-            // The SDK writes its local time as `timestamp`; Alipay reads Beijing time.
-            .env("TZ", "Asia/Shanghai")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run .ci/run to install it)"))
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "alipay_check.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+    // The SDK writes its local time as `timestamp`; Alipay reads Beijing time.
+    common::python_json("alipay_check.py", &cfg, &[("TZ", "Asia/Shanghai")]).await
 }
 
 #[tokio::test]

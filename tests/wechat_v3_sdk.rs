@@ -10,7 +10,6 @@ mod common;
 
 use common::{fresh_database_url, test_config, TestApp};
 use serde_json::{json, Value};
-use std::process::Command;
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/keys/sandbox");
 
@@ -31,23 +30,7 @@ async fn sdk_check(app: &TestApp, prefix: &str) -> Value {
         "public_key": public_key, "public_key_id": wx.v3_public_key_id,
         "prefix": prefix,
     });
-    let python = std::env::var("JIESUAN_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .args(["wechatpayv3_check.py", &cfg.to_string()])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e"))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run .ci/run to install it)"))
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "wechatpayv3_check.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+    common::python_json("wechatpayv3_check.py", &cfg, &[]).await
 }
 
 fn assert_the_sdk_agreed(v: &Value, prefix: &str) {
@@ -106,23 +89,7 @@ async fn notifications_made_by_python_cryptography_pay_only_when_right_in_every_
         "appid": wx.appid, "mchid": wx.mch_id,
         "out_trade_no": no, "total": app.attempts(id)[0].amount,
     });
-    let python = std::env::var("JIESUAN_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .args(["wechatpay_v3_notify.py", &cfg.to_string()])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e"))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run .ci/run to install it)"))
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "wechatpay_v3_notify.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    let v = common::python_json("wechatpay_v3_notify.py", &cfg, &[]).await;
     let statuses = v.as_object().unwrap();
     assert_eq!(statuses.len(), 13, "{v}");
     for (case, status) in statuses {

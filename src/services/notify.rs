@@ -81,6 +81,26 @@ impl<R> Notified<R> {
     }
 }
 
+/// A notification whose only row is its `pay_log` line (refused, or acknowledged with
+/// nothing to do): the line, with the reply's text, and what became of it.
+fn logged<R>(
+    conn: &mut Conn,
+    entry: &LogEntry,
+    no: Option<&str>,
+    outcome: &str,
+    reply: R,
+    text: &str,
+) -> Result<Notified<R>, ServiceError> {
+    pay::log_only(conn, entry, no, outcome, text)?;
+    Ok(Notified::new(
+        reply,
+        entry.provider,
+        no,
+        entry.verified,
+        outcome,
+    ))
+}
+
 /// The `pay_log` outcome and the platform's reason of a message refused as bad input.
 type Refusal = (&'static str, String);
 
@@ -152,20 +172,8 @@ pub fn wechat(
     let reject =
         |conn: &mut Conn, verified: bool, no: Option<&str>, outcome: &str, reason: &str| {
             let reply = wx::fail_reply(reason);
-            pay::log_only(
-                conn,
-                &req.entry(Provider::Wechat, "notify", verified),
-                no,
-                outcome,
-                &reply,
-            )?;
-            Ok(Notified::new(
-                reply,
-                Provider::Wechat,
-                no,
-                verified,
-                outcome,
-            ))
+            let entry = req.entry(Provider::Wechat, "notify", verified);
+            logged(conn, &entry, no, outcome, reply.clone(), &reply)
         };
     let fields = match wechat_fields(&req.body) {
         Ok(f) => f,
@@ -201,20 +209,8 @@ pub fn wechat(
         Err(why) => {
             let reply = wx::SUCCESS_REPLY.to_string();
             let outcome = format!("not_paid: {why}");
-            pay::log_only(
-                conn,
-                &req.entry(Provider::Wechat, "notify", true),
-                no.as_deref(),
-                &outcome,
-                &reply,
-            )?;
-            return Ok(Notified::new(
-                reply,
-                Provider::Wechat,
-                no.as_deref(),
-                true,
-                &outcome,
-            ));
+            let entry = req.entry(Provider::Wechat, "notify", true);
+            return logged(conn, &entry, no.as_deref(), &outcome, reply.clone(), &reply);
         }
     };
     if let Err((outcome, reason)) = ids_fit(&notice.out_trade_no, &[&notice.transaction_id]) {
@@ -267,21 +263,9 @@ pub fn pingpp(
     signature: Option<&str>,
 ) -> Result<Notified<WebhookReply>, ServiceError> {
     let reject = |conn: &mut Conn, verified: bool, no: Option<&str>, status: u16, outcome: &str| {
-        let reply = (status, format!("fail: {outcome}"));
-        pay::log_only(
-            conn,
-            &req.entry(Provider::Pingpp, "webhook", verified),
-            no,
-            outcome,
-            &reply.1,
-        )?;
-        Ok(Notified::new(
-            reply,
-            Provider::Pingpp,
-            no,
-            verified,
-            outcome,
-        ))
+        let text = format!("fail: {outcome}");
+        let entry = req.entry(Provider::Pingpp, "webhook", verified);
+        logged(conn, &entry, no, outcome, (status, text.clone()), &text)
     };
     if req.body.contains(&0) {
         return reject(conn, false, None, 400, BAD_INPUT);
@@ -360,20 +344,8 @@ pub fn wechat_refund(
     let reject =
         |conn: &mut Conn, verified: bool, no: Option<&str>, outcome: &str, reason: &str| {
             let reply = wx::fail_reply(reason);
-            pay::log_only(
-                conn,
-                &req.entry(Provider::Wechat, "refund_notify", verified),
-                no,
-                outcome,
-                &reply,
-            )?;
-            Ok(Notified::new(
-                reply,
-                Provider::Wechat,
-                no,
-                verified,
-                outcome,
-            ))
+            let entry = req.entry(Provider::Wechat, "refund_notify", verified);
+            logged(conn, &entry, no, outcome, reply.clone(), &reply)
         };
     let outer = match wechat_fields(&req.body) {
         Ok(f) => f,
@@ -434,14 +406,7 @@ pub fn wechat_refund(
         // again automatically.
         super::refund::refund_abnormal(conn, refund.id, &format!("微信退款 {status}，需人工处理"))?;
         let outcome = format!("refund_{}", status.to_lowercase());
-        pay::log_only(conn, &entry, Some(&no), &outcome, &reply)?;
-        return Ok(Notified::new(
-            reply,
-            Provider::Wechat,
-            Some(&no),
-            true,
-            &outcome,
-        ));
+        return logged(conn, &entry, Some(&no), &outcome, reply.clone(), &reply);
     }
     let done = super::refund::apply_refund(conn, &refund, &refund_id, &entry, &no, &reply)?;
     let outcome = if done { "refunded" } else { "refund_duplicate" };
@@ -572,19 +537,19 @@ pub fn wechat_v3(
                   status: u16,
                   reason: &str| {
         let reply = V3Reply::failure(status, reason);
-        pay::log_only(
+        let text = reply.body.clone();
+        logged(
             conn,
             &req.entry(P, "notify", verified),
             no,
             outcome,
-            &reply.body,
-        )?;
-        Ok(Notified::new(reply, P, no, verified, outcome))
+            reply,
+            &text,
+        )
     };
     let acknowledge = |conn: &mut Conn, no: Option<&str>, outcome: &str| {
-        let reply = V3Reply::success();
-        pay::log_only(conn, &req.entry(P, "notify", true), no, outcome, "")?;
-        Ok(Notified::new(reply, P, no, true, outcome))
+        let entry = req.entry(P, "notify", true);
+        logged(conn, &entry, no, outcome, V3Reply::success(), "")
     };
     if req.body.contains(&0) {
         return reject(conn, false, None, BAD_INPUT, 400, "报文含有非法字符");
@@ -709,9 +674,9 @@ pub fn alipay(
     use crate::payment::alipay::notify::NoticeError;
     const P: Provider = Provider::Alipay;
     let answer = |conn: &mut Conn, verified: bool, no: Option<&str>, outcome: &str, ok: bool| {
-        let reply = if ok { "success" } else { "fail" }.to_string();
-        pay::log_only(conn, &req.entry(P, "notify", verified), no, outcome, &reply)?;
-        Ok(Notified::new(reply, P, no, verified, outcome))
+        let reply = if ok { "success" } else { "fail" };
+        let entry = req.entry(P, "notify", verified);
+        logged(conn, &entry, no, outcome, reply.to_string(), reply)
     };
     if req.body.contains(&0) {
         return answer(conn, false, None, BAD_INPUT, false);

@@ -793,6 +793,36 @@ pub fn refund_request(
     }
 }
 
+/// Runs the Python script `tests/e2e/<script>` (with `JIESUAN_PYTHON`, else `python3`) with
+/// `cfg` as its one argument and `env` set; the last line it prints, as JSON. Panics with
+/// its output when it fails.
+pub async fn python_json(script: &'static str, cfg: &Value, env: &[(&str, &str)]) -> Value {
+    let python = std::env::var("JIESUAN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let arg = cfg.to_string();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(script)
+            .arg(&arg)
+            .envs(env)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run .ci/run to install it)"))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
 /// A response's Location header, or "".
 pub fn location(res: &reqwest::Response) -> String {
     res.headers()
