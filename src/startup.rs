@@ -159,10 +159,10 @@ impl AppState {
                 return_to: format!("{}/home/order/payresult?order_sn=", self.public_url),
             }),
             cashier: self.config.cashier,
-            v3_serial_download: self
+            v3_memory: self
                 .wechat_v3
                 .as_ref()
-                .map(|v3| v3.serial_download.clone())
+                .map(|v3| v3.memory.clone())
                 .unwrap_or_default(),
             v3_certificate_mode: self
                 .wechat_v3
@@ -303,8 +303,8 @@ pub struct WechatV3Setup {
     pub verifier: Arc<std::sync::RwLock<Verifier>>,
     /// Platform-certificate mode (no WeChat Pay public key configured).
     pub certificate_mode: bool,
-    /// When a notification's unknown serial last brought a download.
-    pub serial_download: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// What the process remembers about its platform certificates.
+    pub memory: Arc<crate::services::gateway::CertificateMemory>,
 }
 
 /// The merchant's APIv3 key, private key and verification mode, read and checked at start.
@@ -328,7 +328,7 @@ fn wechat_v3_setup(config: &Config) -> Result<WechatV3Setup, StartupError> {
         },
         verifier: Arc::new(std::sync::RwLock::new(verifier)),
         certificate_mode: wx.v3_public_key.is_none(),
-        serial_download: Arc::default(),
+        memory: Arc::default(),
     })
 }
 

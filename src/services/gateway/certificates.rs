@@ -81,13 +81,21 @@ impl Gateway {
         let Some(v3) = &self.wechat_v3 else {
             return Ok(());
         };
+        let verifier = v3.client.verifier();
+        let mut all = verifier.certificate_set().clone();
+        let shared = {
+            let held = self.v3_memory.stored();
+            all.iter().all(|c| held.contains(c.serial_no()))
+        };
+        if shared {
+            return Ok(());
+        }
         let n = name.to_string();
         let stored = run(&self.db, move |c| Ok(api_token::find(c, &n)?)).await?;
         let known = stored
             .and_then(|row| CertificateSet::from_json(&row.token).ok())
             .unwrap_or_default();
-        let verifier = v3.client.verifier();
-        let mut all = verifier.certificate_set().clone();
+        self.v3_memory.remember(&known);
         if all.iter().all(|c| known.get(c.serial_no()).is_some()) {
             return Ok(());
         }
@@ -106,8 +114,9 @@ impl Gateway {
             }
             Ok(api_token::store(c, &n, &json, until, now())?)
         })
-        .await
-        .map(|_| ())
+        .await?;
+        self.v3_memory.remember(&all);
+        Ok(())
     }
 
     async fn download_certificates(&self, name: &str) -> Result<(), ServiceError> {
@@ -132,8 +141,9 @@ impl Gateway {
                 run(&self.db, move |c| {
                     Ok(api_token::store(c, &n, &json, until, now())?)
                 })
-                .await
-                .map(|_| ())
+                .await?;
+                self.v3_memory.remember(set);
+                Ok(())
             }
             Err(e) => {
                 run(&self.db, move |c| Ok(api_token::release(c, &n)?)).await?;
@@ -149,11 +159,33 @@ impl Gateway {
 /// this interval (per process).
 const UNKNOWN_SERIAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What the process remembers about its platform certificates, shared by its gateways.
+#[derive(Debug, Default)]
+pub struct CertificateMemory {
+    /// When a notification's unknown serial last brought a download.
+    serial_download: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The serials the database is known to hold: while the verifier holds no other, there
+    /// is nothing to share, and no APIv3 call or notification reads the row for it.
+    stored: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl CertificateMemory {
+    fn stored(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.stored.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, set: &CertificateSet) {
+        self.stored()
+            .extend(set.iter().map(|c| c.serial_no().to_string()));
+    }
+}
+
 impl Gateway {
     /// Whether a notification's unknown serial may bring a download now (and notes it).
     fn may_download_for_serial(&self) -> bool {
         let mut last = self
-            .v3_serial_download
+            .v3_memory
+            .serial_download
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();

@@ -10,6 +10,7 @@ mod close;
 mod create;
 mod query;
 
+pub use certificates::CertificateMemory;
 pub use create::Prepared;
 
 use super::pay::{self, LogEntry};
@@ -36,9 +37,8 @@ pub struct Gateway {
     pub alipay: Option<AlipayConnector>,
     /// Its platform certificates are downloaded (no WeChat Pay public key configured).
     pub v3_certificate_mode: bool,
-    /// When a notification's unknown serial last brought a download (shared by the
-    /// process's gateways).
-    pub v3_serial_download: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// What the process remembers about its platform certificates.
+    pub v3_memory: std::sync::Arc<certificates::CertificateMemory>,
     /// Which WeChat Pay API new WeChat payments use.
     pub wechat_version: ApiVersion,
     /// Who takes Alipay scans: Ping++, or the shop's own Alipay account.
