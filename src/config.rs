@@ -91,6 +91,14 @@ pub struct WechatConfig {
     pub v3_public_key: Option<String>,
     /// Base of the APIv3 (`https://api.mch.weixin.qq.com`); sandbox mode points it at itself.
     pub v3_base: Option<String>,
+    /// The Official Account (公众号) bound to the merchant: with `cashier = "direct"` the
+    /// shop's cashier opened in WeChat learns the payer's openid by its web OAuth
+    /// (snsapi_base) and pays with a JSAPI payment under this appid.
+    pub oa_appid: String,
+    pub oa_app_secret: String,
+    /// Base of the OAuth authorize page (`https://open.weixin.qq.com`); sandbox mode points
+    /// it at itself.
+    pub oauth_base: Option<String>,
 }
 
 /// The WeChat Pay API generation the shop uses.
@@ -105,6 +113,8 @@ pub enum ApiVersion {
 pub const SANDBOX_V3_PRIVATE_KEY: &str = "keys/sandbox/wechat_v3_merchant_private.pem";
 /// The sandbox merchant certificate's serial number.
 pub const SANDBOX_V3_CERT_SERIAL: &str = "6B2F0F1D57E39A4C8D2E4B7A9C1E3F5A7B9D0C2E";
+/// The sandbox's Official Account (bound to the sandbox merchant, and to Ping++'s `wx_pub`).
+pub const SANDBOX_OA_APPID: &str = "wxsandboxoffacct1";
 /// The sandbox merchant's APIv3 key.
 pub const SANDBOX_APIV3_KEY: &str = "sandboxapiv3key0sandboxapiv3key1";
 
@@ -126,6 +136,9 @@ impl Default for WechatConfig {
             v3_public_key_id: None,
             v3_public_key: None,
             v3_base: None,
+            oa_appid: SANDBOX_OA_APPID.into(),
+            oa_app_secret: "sandbox-oa-app-secret".into(),
+            oauth_base: None,
         }
     }
 }
@@ -173,6 +186,9 @@ impl fmt::Debug for WechatConfig {
             .field("v3_public_key_id", &self.v3_public_key_id)
             .field("v3_public_key", &self.v3_public_key)
             .field("v3_base", &self.v3_base)
+            .field("oa_appid", &self.oa_appid)
+            .field("oa_app_secret", &Redacted(&self.oa_app_secret))
+            .field("oauth_base", &self.oauth_base)
             .finish()
     }
 }
@@ -622,6 +638,8 @@ impl Config {
             ("JIESUAN_WECHAT_APIV3_KEY", &mut wx.apiv3_key),
             ("JIESUAN_WECHAT_V3_PRIVATE_KEY", &mut wx.v3_private_key),
             ("JIESUAN_WECHAT_V3_CERT_SERIAL", &mut wx.v3_cert_serial),
+            ("JIESUAN_WECHAT_OA_APPID", &mut wx.oa_appid),
+            ("JIESUAN_WECHAT_OA_APP_SECRET", &mut wx.oa_app_secret),
         ] {
             if let Some(v) = get(key) {
                 *slot = v;
@@ -716,6 +734,14 @@ impl Config {
         }
         if self.alipay_enabled() {
             self.alipay.validate_live()?;
+        }
+        if self.cashier == Cashier::Direct
+            && (wx.oa_appid.is_empty()
+                || wx.oa_appid == SANDBOX_OA_APPID
+                || wx.oa_app_secret.is_empty()
+                || wx.oa_app_secret == wx_sandbox.oa_app_secret)
+        {
+            return bad("cashier = \"direct\" in live mode needs the shop's Official Account (wechat.oa_appid and wechat.oa_app_secret, bound to the merchant): the cashier opened in WeChat logs the payer in with it");
         }
         if wx.client_cert_pem.is_none() {
             return bad(

@@ -82,6 +82,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                     web::get().to(sandbox::jscode2session),
                 )
                 .route(
+                    "/wxapi/sns/oauth2/access_token",
+                    web::get().to(sandbox::oauth_access_token),
+                )
+                .route(
+                    "/wechat/connect/oauth2/authorize",
+                    web::get().to(sandbox::oauth_authorize),
+                )
+                .route("/wechat/jsbridge.js", web::get().to(sandbox::jsbridge_js))
+                .route("/wechat/jsapi_pay", web::post().to(sandbox::jsapi_pay))
+                .route(
                     "/wxapi/cgi-bin/stable_token",
                     web::post().to(sandbox::stable_token),
                 )
@@ -183,6 +193,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
             .route("/home/order/cancel", web::post().to(home::order::cancel))
             .route("/home/order/again", web::post().to(home::order::again))
             .route("/home/order/qrpay", web::get().to(home::pay::qrpay))
+            .route(
+                "/home/order/wxcashier",
+                web::get().to(home::cashier::wechat),
+            )
+            .route(
+                "/home/order/wxoauth",
+                web::get().to(home::cashier::oauth_return),
+            )
             .route("/home/order/wxpay", web::get().to(home::pay::wxpay))
             .route("/home/order/status", web::get().to(home::pay::status))
             .route("/home/order/status", web::post().to(home::pay::status))

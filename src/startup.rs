@@ -101,22 +101,23 @@ impl AppState {
     pub fn gateway(&self) -> Gateway {
         let wx = &self.config.wechat;
         let pp = &self.config.pingpp;
+        let wx_pay = WxPay {
+            http: self.http.clone(),
+            base: self.platform_base(&wx.pay_base, "/wxpay", "https://api.mch.weixin.qq.com"),
+            appid: wx.appid.clone(),
+            mch_id: wx.mch_id.clone(),
+            key: wx.api_key.clone(),
+            sign_type: SignType::Md5,
+            cert_http: self.wechat_cert_http.clone(),
+        };
         Gateway {
             db: self.db.clone(),
             wechat: WechatV2 {
-                pay: WxPay {
-                    http: self.http.clone(),
-                    base: self.platform_base(
-                        &wx.pay_base,
-                        "/wxpay",
-                        "https://api.mch.weixin.qq.com",
-                    ),
-                    appid: wx.appid.clone(),
-                    mch_id: wx.mch_id.clone(),
-                    key: wx.api_key.clone(),
-                    sign_type: SignType::Md5,
-                    cert_http: self.wechat_cert_http.clone(),
+                oa: WxPay {
+                    appid: wx.oa_appid.clone(),
+                    ..wx_pay.clone()
                 },
+                pay: wx_pay,
                 notify_url: format!("{}/api/v1/pay/notify", self.public_url),
                 refund_notify_url: format!("{}/api/v1/pay/refund_notify", self.public_url),
                 server_ip: self.config.server_ipv4().to_string(),
@@ -142,6 +143,7 @@ impl AppState {
                 )
                 .sharing(v3.verifier.clone()),
                 appid: wx.appid.clone(),
+                oa_appid: wx.oa_appid.clone(),
                 notify_url: format!("{}/api/v1/pay/v3/notify", self.public_url),
             }),
             alipay: self.alipay.as_ref().map(|k| AlipayConnector {
@@ -183,6 +185,7 @@ impl AppState {
     pub fn wechat_v3_merchant(&self) -> Option<WechatV3Merchant> {
         self.wechat_v3.as_ref().map(|_| WechatV3Merchant {
             appid: self.config.wechat.appid.clone(),
+            oa_appid: self.config.wechat.oa_appid.clone(),
             mchid: self.config.wechat.mch_id.clone(),
         })
     }
@@ -200,6 +203,7 @@ impl AppState {
         let wx = &self.config.wechat;
         WechatMerchant {
             appid: wx.appid.clone(),
+            oa_appid: wx.oa_appid.clone(),
             mch_id: wx.mch_id.clone(),
             key: wx.api_key.clone(),
         }
@@ -229,6 +233,13 @@ impl AppState {
             "/alipay/gateway.do",
             "https://openapi.alipay.com/gateway.do",
         )
+    }
+
+    /// The base of the Official Account's web OAuth (`…/connect/oauth2/authorize`): the
+    /// sandbox's own in sandbox mode.
+    pub fn wechat_oauth_base(&self) -> String {
+        let configured = &self.config.wechat.oauth_base;
+        self.platform_base(configured, "/wechat", "https://open.weixin.qq.com")
     }
 
     /// The base URL of `sns/jscode2session`: the sandbox's own in sandbox mode.

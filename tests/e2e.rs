@@ -75,6 +75,49 @@ async fn the_pingpp_python_sdk_creates_and_retrieves_a_charge_on_the_sandbox() {
 /// Where the browser tests leave their screenshots for people to look at.
 const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
 
+/// The shop's own cashier in Chromium: its QR opened with a WeChat User-Agent (OAuth, the
+/// cashier page, the sandbox's WeixinJSBridge) and with an Alipay one, and a phone shopper
+/// paying with Alipay wap.pay; the PC page switches by itself each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_cashier_pays_from_wechat_and_alipay_in_a_real_browser() {
+    let mut config = common::test_config(&common::fresh_database_url());
+    config.cashier = jiesuan::config::Cashier::Direct;
+    let app = TestApp::spawn_on(config).await;
+    let url = app.url.clone();
+    let out =
+        tokio::task::spawn_blocking(move || run("node", &["cashier_flow.mjs", &url, SCREENSHOTS]))
+            .await
+            .unwrap();
+    let v: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &v["wechatPhone"],
+            &v["wechatPc"],
+            &v["alipayPc"],
+            &v["phoneResult"]
+        ),
+        (
+            &json!("支付成功"),
+            &json!("支付成功"),
+            &json!("支付成功"),
+            &json!("支付成功")
+        ),
+        "{v}"
+    );
+    let channel = |key: &str| {
+        let o = app.order_by_no(v[key].as_str().unwrap());
+        assert_eq!(o.status, 2, "{key}");
+        o.pay_channel.unwrap_or_default()
+    };
+    assert_eq!(channel("wechatNo"), "wx_pub");
+    assert_eq!(channel("alipayNo"), "alipay_qr");
+    assert_eq!(channel("phoneNo"), "alipay_wap");
+    for name in ["cashier-wechat", "pay-phone-cashier"] {
+        let file = format!("{SCREENSHOTS}/{name}-390.png");
+        assert!(std::path::Path::new(&file).exists(), "{file}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_browser_reaches_the_success_page_by_itself() {
     let app = TestApp::spawn().await;

@@ -256,6 +256,7 @@ fn orders_with_attempts(
                 channel,
                 provider,
                 sign_type: Some("MD5"),
+                payer: None,
             },
         )
         .map_err(|e| e.to_string())?;

@@ -23,26 +23,164 @@ fn sandbox(state: &AppState) -> Result<Arc<Sandbox>, PageError> {
         .ok_or_else(|| PageError::not_found("沙箱未启用"))
 }
 
+/// Which of WeChat's code exchanges a `sns/…` request is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CodeKind {
+    /// `sns/jscode2session`: the mini-program's `wx.login` code (`js_code`).
+    MiniProgram,
+    /// `sns/oauth2/access_token`: the Official Account's web OAuth code (`code`).
+    OfficialAccount,
+}
+
+/// Trades the code in `q` as WeChat does; WeChat answers 200 with errcode in the body,
+/// whatever went wrong.
+fn exchange_code(
+    state: &AppState,
+    q: &HashMap<String, String>,
+    kind: CodeKind,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(state)?;
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
+    let (appid, secret, code_key) = match kind {
+        CodeKind::MiniProgram => (&sb.wechat_appid, &sb.wechat_app_secret, "js_code"),
+        CodeKind::OfficialAccount => (
+            &sb.official_account_appid,
+            &sb.official_account_secret,
+            "code",
+        ),
+    };
+    let app = wxlogin::MiniProgram { appid, secret };
+    let exchange = wxlogin::CodeExchange {
+        appid: get("appid"),
+        secret: get("secret"),
+        js_code: get(code_key),
+        grant_type: get("grant_type"),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let st = &mut sb.state();
+    let answer = match kind {
+        CodeKind::MiniProgram => wxlogin::jscode2session(st, &app, &exchange, now),
+        CodeKind::OfficialAccount => wxlogin::oauth_access_token(st, &app, &exchange, now),
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// `GET /sandbox/wxapi/sns/jscode2session`.
 pub async fn jscode2session(
     state: web::Data<AppState>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, PageError> {
+    exchange_code(&state, &q, CodeKind::MiniProgram)
+}
+
+/// `GET /sandbox/wxapi/sns/oauth2/access_token`: the Official Account's web OAuth code
+/// traded for the openid.
+pub async fn oauth_access_token(
+    state: web::Data<AppState>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
+    exchange_code(&state, &q, CodeKind::OfficialAccount)
+}
+
+/// The cookie that stands for the WeChat account of a sandbox browser.
+const WX_USER_COOKIE: &str = "sbx_wx_user";
+
+fn wx_user(req: &HttpRequest) -> Option<String> {
+    req.cookie(WX_USER_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
+fn user_agent_has(req: &HttpRequest, word: &str) -> bool {
+    req.headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.contains(word))
+}
+
+/// `GET /sandbox/wechat/connect/oauth2/authorize`: the WeChat browser asks its user (here:
+/// the browser's sandbox WeChat account, made on first use) and comes back to the
+/// redirect_uri with a code; anything WeChat refuses shows its error page.
+pub async fn oauth_authorize(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
     let sb = sandbox(&state)?;
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
-    let app = wxlogin::MiniProgram {
-        appid: &sb.wechat_appid,
-        secret: &sb.wechat_app_secret,
+    let known = wx_user(&req);
+    let user = known
+        .clone()
+        .unwrap_or_else(|| crate::sandbox::random_id(24));
+    let oa = wxlogin::OfficialAccount {
+        appid: &sb.official_account_appid,
+        domain: &sb.shop_domain,
     };
-    let exchange = wxlogin::CodeExchange {
+    let ask = wxlogin::Authorize {
         appid: get("appid"),
-        secret: get("secret"),
-        js_code: get("js_code"),
-        grant_type: get("grant_type"),
+        redirect_uri: get("redirect_uri"),
+        response_type: get("response_type"),
+        scope: get("scope"),
+        state: get("state"),
     };
+    let in_wechat = user_agent_has(&req, "MicroMessenger");
     let now = chrono::Utc::now().timestamp();
-    let answer = wxlogin::jscode2session(&mut sb.state(), &app, &exchange, now);
-    // WeChat answers 200 with errcode in the body, whatever went wrong.
-    Ok(HttpResponse::Ok().json(answer))
+    let answer = wxlogin::authorize(&mut sb.state(), &oa, &ask, &user, in_wechat, now);
+    let mut res = match answer {
+        Ok(to) => HttpResponse::Found()
+            .insert_header((actix_web::http::header::LOCATION, to))
+            .finish(),
+        Err(why) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(format!(
+                "<!doctype html><meta charset=utf-8><title>微信网页授权</title>\
+                 <p id=oauth-error>Oops! Something went wrong:( {}</p>",
+                html_escape(&why)
+            )),
+    };
+    if known.is_none() {
+        let cookie = actix_web::cookie::Cookie::build(WX_USER_COOKIE, user)
+            .path("/sandbox")
+            .http_only(true)
+            .finish();
+        res.add_cookie(&cookie).map_err(PageError::internal)?;
+    }
+    Ok(res)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /sandbox/wechat/jsbridge.js`: the stand-in for the WeChat browser's WeixinJSBridge.
+pub async fn jsbridge_js(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    sandbox(&state)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(include_str!("../sandbox/jsbridge.js")))
+}
+
+/// `POST /sandbox/wechat/jsapi_pay`: what the WeChat browser does once its user confirms a
+/// `getBrandWCPayRequest`; answers the callback's `{err_msg, err_desc}`.
+pub async fn jsapi_pay(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    launch: web::Json<crate::sandbox::jsbridge::Launch>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    let user = wx_user(&req).filter(|_| user_agent_has(&req, "MicroMessenger"));
+    Ok(
+        HttpResponse::Ok().json(match sb.bridge_pay(user.as_deref(), &launch) {
+            Ok(_) => serde_json::json!({"err_msg": "get_brand_wcpay_request:ok"}),
+            Err(why) => serde_json::json!({
+                "err_msg": "get_brand_wcpay_request:fail",
+                "err_desc": why,
+            }),
+        }),
+    )
 }
 
 /// `POST /sandbox/wxapi/cgi-bin/stable_token`.
@@ -135,6 +273,8 @@ pub async fn wxpay_api(
 pub struct WxPhoneQuery {
     prepay_id: Option<String>,
     code_url: Option<String>,
+    /// H5: where the page sends the browser after paying (the shop's result page).
+    redirect_url: Option<String>,
 }
 
 fn wx_page(
@@ -142,9 +282,11 @@ fn wx_page(
     o: &crate::sandbox::WxOrder,
     done: bool,
     error: Option<String>,
+    redirect_url: Option<&str>,
 ) -> SandboxPhonePage {
-    let q = serde_urlencoded::to_string([("out_trade_no", o.out_trade_no.as_str())])
-        .unwrap_or_default();
+    let mut pairs = vec![("out_trade_no", o.out_trade_no.as_str())];
+    pairs.extend(redirect_url.map(|r| ("redirect_url", r)));
+    let q = serde_urlencoded::to_string(pairs).unwrap_or_default();
     SandboxPhonePage {
         app_name: "微信支付".into(),
         merchant: "结算商城".into(),
@@ -161,13 +303,34 @@ fn wx_page(
 /// scan).
 pub async fn wx_phone(
     state: web::Data<AppState>,
+    req: HttpRequest,
     q: web::Query<WxPhoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     let sb = sandbox(&state)?;
     let o = sb
         .wx_find(q.prepay_id.as_deref(), q.code_url.as_deref())
         .ok_or_else(|| PageError::not_found("支付单不存在"))?;
-    render(&state, &wx_page(&sb, &o, false, None))
+    let back = q.redirect_url.as_deref();
+    if o.trade_type == "MWEB" {
+        // WeChat's H5 page: only outside WeChat, and back only to the merchant's H5 domain.
+        if user_agent_has(&req, "MicroMessenger") {
+            let why = "请在微信外打开订单，进行支付".to_string();
+            return render(&state, &wx_page(&sb, &o, false, Some(why), None));
+        }
+        if let Some(why) = back.and_then(|r| foreign_domain(&sb, r)) {
+            return render(&state, &wx_page(&sb, &o, false, Some(why), None));
+        }
+    }
+    render(&state, &wx_page(&sb, &o, false, None, back))
+}
+
+/// Why WeChat would not send the browser back to `url`: not on the shop's H5 domain.
+fn foreign_domain(sb: &Sandbox, url: &str) -> Option<String> {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
+    (host.as_deref() != Some(sb.shop_domain.as_str()))
+        .then(|| "商家参数格式有误：redirect_url 不在 H5 支付域名下".to_string())
 }
 
 #[derive(Deserialize)]
@@ -176,9 +339,16 @@ pub struct TradeQuery {
     out_trade_no: String,
 }
 
+#[derive(Deserialize)]
+pub struct PhonePayQuery {
+    #[serde(default)]
+    out_trade_no: String,
+    redirect_url: Option<String>,
+}
+
 pub async fn wx_phone_pay(
     state: web::Data<AppState>,
-    q: web::Query<TradeQuery>,
+    q: web::Query<PhonePayQuery>,
 ) -> Result<HttpResponse, PageError> {
     let sb = sandbox(&state)?;
     let result = sb.wx_pay(&q.out_trade_no);
@@ -188,9 +358,19 @@ pub async fn wx_phone_pay(
         .get(&q.out_trade_no)
         .cloned()
         .ok_or_else(|| PageError::not_found("支付单不存在"))?;
-    let page = match result {
-        Ok(_) => wx_page(&sb, &o, true, None),
-        Err(e) => wx_page(&sb, &o, false, Some(e)),
+    let back = q
+        .redirect_url
+        .as_deref()
+        .filter(|r| o.trade_type == "MWEB" && foreign_domain(&sb, r).is_none());
+    let page = match (result, back) {
+        // H5: back to the merchant's page once paid.
+        (Ok(_), Some(to)) => {
+            return Ok(HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, to))
+                .finish())
+        }
+        (Ok(_), None) => wx_page(&sb, &o, true, None, None),
+        (Err(e), _) => wx_page(&sb, &o, false, Some(e), back),
     };
     render(&state, &page)
 }

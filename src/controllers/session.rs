@@ -39,6 +39,10 @@ pub struct SessionData {
     /// the database has moved on (password changed, admin removed).
     #[serde(default)]
     pub ver: i32,
+    /// The shopper's openid under the Official Account, learnt by the cashier's WeChat
+    /// OAuth (snsapi_base): a WeChat browser pays with it without asking again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wx_openid: Option<String>,
 }
 
 impl SessionData {
@@ -50,6 +54,7 @@ impl SessionData {
             iat: chrono::Utc::now().timestamp(),
             admin: false,
             ver: 0,
+            wx_openid: None,
         }
     }
 }
@@ -133,6 +138,13 @@ impl Session {
         d.name = Some(name.to_string());
         d.admin = true;
         d.ver = session_version;
+        self.req.extensions_mut().insert(SessionWrite(d));
+    }
+
+    /// Remembers the WeChat payer's openid (Official Account) in this session.
+    pub fn set_wx_openid(&self, openid: &str) {
+        let mut d = self.data.clone();
+        d.wx_openid = Some(openid.to_string());
         self.req.extensions_mut().insert(SessionWrite(d));
     }
 

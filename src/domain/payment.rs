@@ -218,10 +218,12 @@ pub enum Channel {
     AlipayPage,
     /// Alipay in a phone browser (`alipay.trade.wap.pay`; Ping++'s `alipay_wap`).
     AlipayWap,
+    /// WeChat Pay in a phone browser outside WeChat (APIv3 H5; Ping++'s `wx_wap`).
+    WxWap,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 8] = [
+    pub const ALL: [Channel; 9] = [
         Channel::WxJsapi,
         Channel::WxNative,
         Channel::WxLite,
@@ -230,6 +232,7 @@ impl Channel {
         Channel::AlipayQr,
         Channel::AlipayPage,
         Channel::AlipayWap,
+        Channel::WxWap,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -242,6 +245,7 @@ impl Channel {
             Channel::AlipayQr => "alipay_qr",
             Channel::AlipayPage => "alipay_pc_direct",
             Channel::AlipayWap => "alipay_wap",
+            Channel::WxWap => "wx_wap",
         }
     }
 
@@ -257,7 +261,8 @@ impl Channel {
             | Channel::WxPubQr
             | Channel::AlipayQr
             | Channel::AlipayPage
-            | Channel::AlipayWap => Provider::Pingpp,
+            | Channel::AlipayWap
+            | Channel::WxWap => Provider::Pingpp,
         }
     }
 
@@ -277,6 +282,21 @@ impl Channel {
         )
     }
 
+    /// WeChat's, taken by the shop's own WeChat Pay account with `cashier = "direct"`: the
+    /// Official Account JSAPI payment of the shop's cashier (`wx_pub`) and H5 (`wx_wap`).
+    pub const fn is_direct_wechat(self) -> bool {
+        matches!(self, Channel::WxPub | Channel::WxWap)
+    }
+
+    /// How long the platform keeps the payment's credential usable (seconds): an H5 page
+    /// 5 minutes, a prepay_id, code_url or charge 2 hours.
+    pub const fn credential_life_seconds(self) -> i64 {
+        match self {
+            Channel::WxWap => 5 * 60,
+            _ => 2 * 3600,
+        }
+    }
+
     /// The pay name shown to shoppers and stored on the order.
     pub const fn pay_name(self) -> &'static str {
         match self {
@@ -284,7 +304,8 @@ impl Channel {
             | Channel::WxNative
             | Channel::WxLite
             | Channel::WxPub
-            | Channel::WxPubQr => "微信支付",
+            | Channel::WxPubQr
+            | Channel::WxWap => "微信支付",
             Channel::AlipayQr | Channel::AlipayPage | Channel::AlipayWap => "支付宝",
         }
     }

@@ -26,6 +26,8 @@ pub struct PayAttempt {
     pub not_found_count: i32,
     /// When a shopper's poll last made the shop ask the platform (see `claim_ask`).
     pub asked_at: Option<chrono::NaiveDateTime>,
+    /// JSAPI: the openid the prepay_id was made for (only that user can pay it).
+    pub payer: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -38,6 +40,7 @@ pub struct NewAttempt<'a> {
     pub amount: i64,
     pub status: i32,
     pub sign_type: Option<&'a str>,
+    pub payer: Option<&'a str>,
     pub expires_at: chrono::NaiveDateTime,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,

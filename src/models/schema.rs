@@ -123,6 +123,7 @@ diesel::table! {
         next_query_at -> Nullable<Timestamp>,
         not_found_count -> Integer,
         asked_at -> Nullable<Timestamp>,
+        payer -> Nullable<Text>,
     }
 }
 

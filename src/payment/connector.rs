@@ -214,7 +214,12 @@ pub trait Connector: Send + Sync {
 
     /// The launch parameters for a JSAPI prepay id (WeChat); `None` for a platform whose
     /// clients take its own credential instead.
-    fn jsapi_launch(&self, _prepay_id: &str, _timestamp: i64) -> Option<JsapiLaunch> {
+    fn jsapi_launch(
+        &self,
+        _channel: Channel,
+        _prepay_id: &str,
+        _timestamp: i64,
+    ) -> Option<JsapiLaunch> {
         None
     }
 

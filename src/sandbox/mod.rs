@@ -9,6 +9,7 @@
 
 pub mod alipay;
 pub mod deliver;
+pub mod jsbridge;
 pub mod pingpp;
 pub mod wxa;
 pub mod wxlogin;
@@ -242,9 +243,13 @@ pub struct Sandbox {
     /// The mini-program's appid (the merchant's WeChat Pay appid too).
     pub wechat_appid: String,
     pub wechat_app_secret: String,
-    /// The Official Account that Ping++'s `wx_pub` channel is bound to (the shop has no
-    /// Official Account login yet, so no shop flow holds one of its openids).
+    /// The merchant's Official Account: bound to its WeChat Pay (the shop's own cashier
+    /// pays under it) and to Ping++'s `wx_pub` channel; its web OAuth hands out openids.
     pub official_account_appid: String,
+    pub official_account_secret: String,
+    /// The shop's host: the Official Account's web-page domain (网页授权域名) and the H5
+    /// payment domain, the only places WeChat sends a browser back to.
+    pub shop_domain: String,
     pub wechat_mch_id: String,
     pub wechat_key: String,
     pub pingpp_app_id: String,
@@ -278,7 +283,12 @@ impl Sandbox {
         Arc::new(Sandbox {
             wechat_appid: config.wechat.appid.clone(),
             wechat_app_secret: config.wechat.app_secret.clone(),
-            official_account_appid: OFFICIAL_ACCOUNT_APPID.into(),
+            official_account_appid: config.wechat.oa_appid.clone(),
+            official_account_secret: config.wechat.oa_app_secret.clone(),
+            shop_domain: reqwest::Url::parse(shop_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default(),
             wechat_mch_id: config.wechat.mch_id.clone(),
             wechat_key: config.wechat.api_key.clone(),
             pingpp_app_id: config.pingpp.app_id.clone(),
@@ -331,14 +341,17 @@ impl Sandbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `appid` is bound to the merchant (its mini-program or its Official Account):
+    /// WeChat Pay refuses any other ("appid和mch_id不匹配").
+    pub fn bound_appid(&self, appid: &str) -> bool {
+        appid == self.wechat_appid || appid == self.official_account_appid
+    }
+
     /// Whether `openid` was issued under `appid`.
     pub fn openid_of_app(&self, openid: &str, appid: &str) -> bool {
         self.state().openids.get(openid).map(String::as_str) == Some(appid)
     }
 }
-
-/// The sandbox's Official Account (bound to Ping++'s `wx_pub` channel).
-pub const OFFICIAL_ACCOUNT_APPID: &str = "wxsandboxoffacct1";
 
 /// `len` random characters from `[0-9A-Za-z]`.
 pub fn random_id(len: usize) -> String {

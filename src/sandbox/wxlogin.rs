@@ -1,8 +1,11 @@
-//! The mini-program login as WeChat plays it: `wx.login` on the phone hands out a code (here
-//! `POST /sandbox/control/wx_login`, for a named test user), and `sns/jscode2session` trades
-//! it once, within five minutes, for that user's openid under that appid. The sandbox
-//! remembers which appid issued each openid, so its pay APIs can refuse a mismatch as the
-//! platforms do ("appid and openid not match").
+//! WeChat's logins as it plays them. The mini-program's: `wx.login` on the phone hands out a
+//! code (here `POST /sandbox/control/wx_login`, for a named test user), and
+//! `sns/jscode2session` trades it once, within five minutes, for that user's openid under
+//! that appid. The Official Account's web OAuth (`connect/oauth2/authorize`, only in the
+//! WeChat browser, back to a page of the account's authorised domain) hands out the same
+//! kind of code, traded by `sns/oauth2/access_token`. The sandbox remembers which appid
+//! issued each openid, so its pay APIs can refuse a mismatch as the platforms do ("appid
+//! and openid not match").
 
 use super::{random_id, State};
 use serde_json::{json, Value};
@@ -61,6 +64,38 @@ pub fn issue_code(state: &mut State, appid: &str, user: &str, now: i64) -> Strin
     code
 }
 
+/// The openid a fresh code of `app` stands for (the code is used up), or WeChat's errcode
+/// answer (always with HTTP 200).
+fn trade_code(
+    state: &mut State,
+    app: &MiniProgram<'_>,
+    q: &CodeExchange<'_>,
+    now: i64,
+) -> Result<String, Value> {
+    if q.appid != app.appid {
+        return Err(json!({"errcode": 40013, "errmsg": "invalid appid"}));
+    }
+    if q.secret != app.secret {
+        return Err(json!({"errcode": 40125, "errmsg": "invalid appsecret"}));
+    }
+    if q.grant_type != "authorization_code" {
+        return Err(json!({"errcode": 40002, "errmsg": "invalid grant_type"}));
+    }
+    let Some(code) = state.login_codes.get_mut(q.js_code) else {
+        return Err(json!({"errcode": 40029, "errmsg": "invalid code"}));
+    };
+    if code.appid != q.appid || now - code.issued_at > CODE_TTL_SECONDS {
+        return Err(json!({"errcode": 40029, "errmsg": "invalid code"}));
+    }
+    if code.used {
+        return Err(json!({"errcode": 40163, "errmsg": "code been used"}));
+    }
+    code.used = true;
+    let openid = code.openid.clone();
+    state.openids.insert(openid.clone(), code.appid.clone());
+    Ok(openid)
+}
+
 /// `GET sns/jscode2session`: the openid for a fresh code, or WeChat's errcode (always with
 /// HTTP 200).
 pub fn jscode2session(
@@ -69,31 +104,92 @@ pub fn jscode2session(
     q: &CodeExchange<'_>,
     now: i64,
 ) -> Value {
-    if q.appid != app.appid {
-        return json!({"errcode": 40013, "errmsg": "invalid appid"});
+    match trade_code(state, app, q, now) {
+        Ok(openid) => json!({
+            "openid": openid,
+            "session_key": hex::encode(&Sha256::digest(format!("{openid}:{now}").as_bytes())[..16]),
+        }),
+        Err(refusal) => refusal,
     }
-    if q.secret != app.secret {
-        return json!({"errcode": 40125, "errmsg": "invalid appsecret"});
+}
+
+/// `GET sns/oauth2/access_token`: the web OAuth's code traded for the openid under the
+/// Official Account (with a page access_token the shop does not need), or WeChat's errcode.
+pub fn oauth_access_token(
+    state: &mut State,
+    app: &MiniProgram<'_>,
+    q: &CodeExchange<'_>,
+    now: i64,
+) -> Value {
+    match trade_code(state, app, q, now) {
+        Ok(openid) => json!({
+            "access_token": random_id(64),
+            "expires_in": 7200,
+            "refresh_token": random_id(64),
+            "openid": openid,
+            "scope": "snsapi_base",
+        }),
+        Err(refusal) => refusal,
     }
-    if q.grant_type != "authorization_code" {
-        return json!({"errcode": 40002, "errmsg": "invalid grant_type"});
+}
+
+/// A `connect/oauth2/authorize` request.
+pub struct Authorize<'a> {
+    pub appid: &'a str,
+    pub redirect_uri: &'a str,
+    pub response_type: &'a str,
+    pub scope: &'a str,
+    pub state: &'a str,
+}
+
+/// The Official Account the authorize page serves: its appid and the domain of its pages
+/// (网页授权域名), the only place it sends codes to.
+pub struct OfficialAccount<'a> {
+    pub appid: &'a str,
+    pub domain: &'a str,
+}
+
+/// `connect/oauth2/authorize` in the WeChat browser of `user`: where WeChat sends the
+/// browser (the redirect_uri with `code` and `state`), or the error page's text. Outside
+/// WeChat (`in_wechat` false) the page only asks to open the link in WeChat.
+pub fn authorize(
+    state: &mut State,
+    oa: &OfficialAccount<'_>,
+    q: &Authorize<'_>,
+    user: &str,
+    in_wechat: bool,
+    now: i64,
+) -> Result<String, String> {
+    if !in_wechat {
+        return Err("请在微信客户端打开链接".into());
     }
-    let Some(code) = state.login_codes.get_mut(q.js_code) else {
-        return json!({"errcode": 40029, "errmsg": "invalid code"});
+    if q.appid != oa.appid {
+        return Err("10016 appid 参数错误".into());
+    }
+    if q.response_type != "code" {
+        return Err("10004 response_type 参数错误".into());
+    }
+    if !matches!(q.scope, "snsapi_base" | "snsapi_userinfo") {
+        return Err("10005 此公众号没有 scope 参数对应的授权作用域权限".into());
+    }
+    if q.state.len() > 128 || !q.state.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err("state 参数错误：最多 128 字节的 a-zA-Z0-9".into());
+    }
+    let host = reqwest::Url::parse(q.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
+    if host.as_deref() != Some(oa.domain) {
+        return Err("10003 redirect_uri 域名与后台配置不一致".into());
+    }
+    let code = issue_code(state, q.appid, user, now);
+    let sep = if q.redirect_uri.contains('?') {
+        '&'
+    } else {
+        '?'
     };
-    if code.appid != q.appid || now - code.issued_at > CODE_TTL_SECONDS {
-        return json!({"errcode": 40029, "errmsg": "invalid code"});
-    }
-    if code.used {
-        return json!({"errcode": 40163, "errmsg": "code been used"});
-    }
-    code.used = true;
-    let openid = code.openid.clone();
-    state.openids.insert(openid.clone(), code.appid.clone());
-    json!({
-        "openid": openid,
-        "session_key": hex::encode(&Sha256::digest(format!("{openid}:{now}").as_bytes())[..16]),
-    })
+    let back = serde_urlencoded::to_string([("code", code.as_str()), ("state", q.state)])
+        .unwrap_or_default();
+    Ok(format!("{}{sep}{back}", q.redirect_uri))
 }
 
 #[cfg(test)]

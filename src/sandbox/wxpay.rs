@@ -29,7 +29,10 @@ impl Sandbox {
     fn reply(&self, sign_type: SignType, mut result: Params) -> String {
         result.insert("return_code".into(), "SUCCESS".into());
         result.insert("return_msg".into(), "OK".into());
-        result.insert("appid".into(), self.wechat_appid.clone());
+        // The appid of the trade the reply is about, else the mini-program's.
+        result
+            .entry("appid".into())
+            .or_insert_with(|| self.wechat_appid.clone());
         result.insert("mch_id".into(), self.wechat_mch_id.clone());
         result.insert("nonce_str".into(), nonce());
         if sign_type == SignType::HmacSha256 {
@@ -65,7 +68,7 @@ impl Sandbox {
             return Err(fail("签名错误"));
         }
         let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-        if get("appid") != self.wechat_appid {
+        if !self.bound_appid(get("appid")) {
             return Err(self.business_error(sign_type, "APPID_NOT_EXIST", "APPID不存在"));
         }
         if get("mch_id") != self.wechat_mch_id {
@@ -252,6 +255,7 @@ impl Sandbox {
         };
         let mut fields = p([
             ("result_code", "SUCCESS".into()),
+            ("appid", o.appid.clone()),
             ("out_trade_no", o.out_trade_no.clone()),
             ("trade_state", o.trade_state.into()),
             ("trade_state_desc", desc.into()),
@@ -370,7 +374,7 @@ impl Sandbox {
         let fee = o.total_fee + i64::from(wrong_amount);
         let mut f = p([
             ("return_code", "SUCCESS".into()),
-            ("appid", self.wechat_appid.clone()),
+            ("appid", o.appid.clone()),
             ("mch_id", self.wechat_mch_id.clone()),
             ("nonce_str", nonce()),
             ("result_code", "SUCCESS".into()),
@@ -549,7 +553,7 @@ impl Sandbox {
             };
             let outer = p([
                 ("return_code", "SUCCESS".into()),
-                ("appid", sb.wechat_appid.clone()),
+                ("appid", order.appid.clone()),
                 ("mch_id", sb.wechat_mch_id.clone()),
                 ("nonce_str", nonce()),
                 (

@@ -149,6 +149,8 @@ fn ids_fit(out_trade_no: &str, refs: &[&str]) -> Result<(), Refusal> {
 #[derive(Clone)]
 pub struct WechatMerchant {
     pub appid: String,
+    /// The Official Account's appid (the shop's cashier in WeChat pays under it).
+    pub oa_appid: String,
     pub mch_id: String,
     pub key: String,
 }
@@ -157,9 +159,17 @@ impl std::fmt::Debug for WechatMerchant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WechatMerchant")
             .field("appid", &self.appid)
+            .field("oa_appid", &self.oa_appid)
             .field("mch_id", &self.mch_id)
             .field("key", &crate::config::Redacted(&self.key))
             .finish()
+    }
+}
+
+impl WechatMerchant {
+    /// Whether `appid` is one of the merchant's (its mini-program, its Official Account).
+    fn owns(&self, appid: &str) -> bool {
+        appid == self.appid || appid == self.oa_appid
     }
 }
 
@@ -216,7 +226,7 @@ pub fn wechat(
     if let Err((outcome, reason)) = ids_fit(&notice.out_trade_no, &[&notice.transaction_id]) {
         return reject(conn, true, no.as_deref(), outcome, &reason);
     }
-    if notice.appid != m.appid || notice.mch_id != m.mch_id {
+    if !m.owns(&notice.appid) || notice.mch_id != m.mch_id {
         return reject(conn, true, no.as_deref(), "wrong_merchant", "商户号不匹配");
     }
     if notice.fee_type != "CNY" {
@@ -352,7 +362,7 @@ pub fn wechat_refund(
         Err((outcome, reason)) => return reject(conn, false, None, outcome, &reason),
     };
     let get = |k: &str| outer.get(k).cloned().unwrap_or_default();
-    if get("appid") != m.appid || get("mch_id") != m.mch_id {
+    if !m.owns(&get("appid")) || get("mch_id") != m.mch_id {
         return reject(conn, false, None, "wrong_merchant", "商户号不匹配");
     }
     // Only the holder of the API key can make req_info decrypt: that is the verification.
@@ -492,6 +502,8 @@ fn pingpp_refund(
 #[derive(Debug, Clone)]
 pub struct WechatV3Merchant {
     pub appid: String,
+    /// The Official Account's appid (the shop's cashier in WeChat pays under it).
+    pub oa_appid: String,
     pub mchid: String,
 }
 
@@ -568,7 +580,7 @@ pub fn wechat_v3(
     match event {
         Event::Paid(t) => {
             let no = t.out_trade_no.clone();
-            let paid = match connector::paid(&t, &m.appid, &m.mchid) {
+            let paid = match connector::paid(&t, &[&m.appid, &m.oa_appid], &m.mchid) {
                 Ok(Some(p)) => p,
                 // A verified notice of a trade that is not paid: nothing to do.
                 Ok(None) => return acknowledge(conn, Some(&no), "not_paid"),

@@ -49,10 +49,6 @@ pub fn payable(o: &Order) -> Result<(), ServiceError> {
     }
 }
 
-/// How long the platforms keep a payment's credential usable: WeChat's prepay_id and a
-/// NATIVE code_url live 2 hours, after which a scan cannot pay.
-pub const CREDENTIAL_LIFE: chrono::Duration = chrono::Duration::minutes(120);
-
 /// The shortest payment window the platforms accept: WeChat refuses a `time_expire` less than
 /// 5 minutes ahead (PARAM_ERROR "time_expire时间过短"), and so do WeChat channels behind
 /// Ping++. One more minute covers the trip to the platform.
@@ -78,7 +74,7 @@ pub fn attempt_expiry(
 }
 
 /// Inserts the order's next attempt (inside the caller's transaction).
-fn insert_next_attempt(c: &mut Conn, o: &Order, via: Via) -> Result<PayAttempt, ServiceError> {
+fn insert_next_attempt(c: &mut Conn, o: &Order, via: &Via) -> Result<PayAttempt, ServiceError> {
     let n = pay::attempt_count(c, o.id)? + 1;
     if n > MAX_ATTEMPTS {
         return Err(ServiceError::OrderNotPayable(
@@ -97,6 +93,7 @@ fn insert_next_attempt(c: &mut Conn, o: &Order, via: Via) -> Result<PayAttempt, 
             amount: o.total_price,
             status: AttemptStatus::Pending.code(),
             sign_type: via.sign_type,
+            payer: via.payer.as_deref(),
             expires_at: attempt_expiry(o.expires_at, t),
             created_at: t,
             updated_at: t,
@@ -118,11 +115,13 @@ fn retry_numbering<T>(mut f: impl FnMut() -> Result<T, ServiceError>) -> Result<
 
 /// How an attempt pays: the shopper's channel, and the platform serving it (with its
 /// signing scheme) when the attempt was made; the attempt keeps both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
     pub channel: Channel,
     pub provider: Provider,
     pub sign_type: Option<&'static str>,
+    /// JSAPI: the payer's openid; a live attempt is reused only for the same payer.
+    pub payer: Option<String>,
 }
 
 /// Records the intent to pay (a new attempt with its own out_trade_no) and commits, before
@@ -136,7 +135,7 @@ pub fn start_attempt(
         db::write_tx(conn, |c| {
             let o = find_order(c, which)?;
             payable(&o)?;
-            let a = insert_next_attempt(c, &o, via)?;
+            let a = insert_next_attempt(c, &o, &via)?;
             Ok((o, a))
         })
     })
@@ -154,19 +153,21 @@ pub enum Start {
 }
 
 /// Whether `a` can be shown again: pending, created at the platform, and with time left to
-/// pay both before its expiry and within the credential's two hours.
+/// pay both before its expiry and within its credential's life (`Channel::
+/// credential_life_seconds`: a prepay_id or code_url 2 hours, an H5 page 5 minutes).
 pub fn reusable(a: &PayAttempt, channel: Channel, t: chrono::NaiveDateTime) -> bool {
     a.channel == channel.as_str()
         && a.status == AttemptStatus::Pending.code()
         && a.provider_ref.is_some()
         && a.expires_at > t + REUSE_MARGIN
-        && a.created_at + CREDENTIAL_LIFE > t + REUSE_MARGIN
+        && a.created_at + chrono::Duration::seconds(channel.credential_life_seconds())
+            > t + REUSE_MARGIN
 }
 
 /// The live attempt of this channel, or a new one. The order row is locked first, so
 /// requests for one order (500 anonymous scans of its QR at once) queue here and share one
 /// attempt instead of each using up a trade number.
-pub fn reuse_or_start(conn: &mut Conn, which: &OrderRef, via: Via) -> Result<Start, ServiceError> {
+pub fn reuse_or_start(conn: &mut Conn, which: &OrderRef, via: &Via) -> Result<Start, ServiceError> {
     retry_numbering(|| {
         db::write_tx(conn, |c| {
             let o = find_order(c, which)?;
@@ -176,6 +177,7 @@ pub fn reuse_or_start(conn: &mut Conn, which: &OrderRef, via: Via) -> Result<Sta
             let latest = pay::attempts_of(c, o.id)?.into_iter().rev().find(|a| {
                 a.channel == via.channel.as_str()
                     && a.provider == via.provider.as_str()
+                    && a.payer == via.payer
                     && a.status == AttemptStatus::Pending.code()
             });
             if let Some(a) = latest {

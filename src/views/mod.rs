@@ -202,6 +202,8 @@ pub struct PayPage {
     pub sandbox: bool,
     /// The order's detail page (取消订单 is there).
     pub detail_url: String,
+    /// A phone's browser with `cashier = "direct"`: pay here instead of scanning.
+    pub phone: Option<PhoneCashier>,
 }
 page!(PayPage, "pay.html");
 
@@ -254,10 +256,44 @@ pub struct ScanPromptPage {
     pub qr_svg: String,
     /// Pay with Alipay from this browser (the seed's default link).
     pub alipay_url: String,
+    /// Pay with WeChat from this browser (H5, APIv3 with `cashier = "direct"`).
+    pub wechat_h5_url: Option<String>,
     /// 订单已关闭 / 订单已支付 …: the order is past paying.
     pub ended: Option<String>,
 }
 page!(ScanPromptPage, "scan.html");
+
+/// The shop's cashier in the WeChat browser (`cashier = "direct"`): the order and its JSAPI
+/// payment, started by WeixinJSBridge.
+#[derive(Debug, Serialize)]
+pub struct WxCashierPage {
+    pub layout: Layout,
+    pub order_no: String,
+    pub snap_name: String,
+    pub amount: String,
+    /// `getBrandWCPayRequest`'s parameters as JSON; `None` once the order is past paying.
+    pub launch: Option<String>,
+    /// 订单已支付 / 订单已关闭 …: the order is past paying.
+    pub ended: Option<String>,
+    /// Paid (the ended page says 支付成功).
+    pub paid: bool,
+    /// This page, reloaded once WeChat says the payment went through.
+    pub self_url: String,
+    /// Sandbox mode: the sandbox's stand-in for WeixinJSBridge.
+    pub jsbridge_url: Option<String>,
+}
+page!(WxCashierPage, "wxcashier.html");
+
+/// A phone browser's pay page (`cashier = "direct"`): pay in this browser.
+#[derive(Debug, Serialize)]
+pub struct PhoneCashier {
+    /// 支付宝: wap.pay.
+    pub alipay_url: String,
+    /// 微信支付: the cashier in the WeChat browser, or H5 (APIv3) in another browser.
+    pub wechat_url: Option<String>,
+    /// Why WeChat cannot pay in this browser, and how to pay with it.
+    pub wechat_hint: Option<String>,
+}
 
 /// A payment of an order as its owner sees it.
 #[derive(Debug, Clone, Serialize)]

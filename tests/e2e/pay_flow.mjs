@@ -6,50 +6,20 @@
 // covers the QR with 二维码已失效 at the deadline, and the order detail page. Screenshots at
 // 1366 and 390 px go to SCREENSHOT_DIR.
 // Usage: node pay_flow.mjs http://127.0.0.1:PORT SCREENSHOT_DIR
-import { chromium } from 'playwright-core';
 import { snap as shoot } from './shots.mjs';
+import { WECHAT_UA, check, launch, registerShopper, placeOrder as place } from './shop.mjs';
 
 const base = process.argv[2];
 const shots = process.argv[3];
 if (!base || !shots) throw new Error('usage: node pay_flow.mjs BASE_URL SCREENSHOT_DIR');
-const WECHAT_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47';
 const snap = (page, name) => shoot(page, shots, name);
+const placeOrder = (page, goods) => place(page, base, goods);
 
-function check(ok, what) {
-  if (!ok) throw new Error(what);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const shopper = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   const pc = await shopper.newPage();
-  const user = 'e2e_' + Date.now();
-  await pc.goto(`${base}/home/register`);
-  await pc.fill('#username', user);
-  await pc.fill('#password', 'secret-123');
-  await pc.fill('#password2', 'secret-123');
-  await pc.click('#register-form [type=submit]');
-  await pc.goto(`${base}/home/address`);
-  for (const [id, v] of [['name', '王小明'], ['mobile', '13800138000'], ['province', '上海市'],
-                         ['city', '上海市'], ['district', '浦东新区'], ['detail', '世纪大道 100 号']]) {
-    await pc.fill(`#${id}`, v);
-  }
-  await pc.click('#address-form [type=submit]');
-
-  // Puts one product in the cart and places the order: the pay page's order number.
-  async function placeOrder(page, goods) {
-    await page.goto(`${base}/home/goods/${goods}`);
-    await page.click('#add-to-cart [type=submit]');
-    await page.goto(`${base}/home/order/checkout`);
-    await page.click('#place-order [type=submit]');
-    await page.waitForURL(/\/home\/order\/pay\?order_sn=/);
-    check(await page.isVisible('#qr svg'), 'no QR on the pay page');
-    return (await page.textContent('#order-no')).trim();
-  }
+  await registerShopper(pc, base, 'e2e_' + Date.now());
 
   // The phone: WeChat scans the QR and pays on the sandbox page.
   async function payOnPhone(page) {

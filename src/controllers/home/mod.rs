@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod cart;
+pub mod cashier;
 pub mod order;
 pub mod pay;
 pub mod shop;

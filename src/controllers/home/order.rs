@@ -151,6 +151,7 @@ pub async fn pay(
     state: web::Data<AppState>,
     shopper: Shopper,
     cart: Cart,
+    req: actix_web::HttpRequest,
     q: web::Query<OrderSnQuery>,
 ) -> Result<HttpResponse, PageError> {
     let order = owned_now(&state, shopper.id, &q.order_sn).await?;
@@ -182,6 +183,7 @@ pub async fn pay(
         polling: super::pay::polling(&order.order_no),
         sandbox: state.sandbox.is_some(),
         detail_url: format!("/home/order/detail?order_sn={}", order.order_no),
+        phone: super::pay::phone_cashier(&state, &req, &order.order_no),
     };
     let mut res = render(&state, &page)?;
     super::pay::no_store(&mut res);

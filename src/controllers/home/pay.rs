@@ -10,7 +10,7 @@ use crate::models::order as order_rows;
 use crate::models::Order;
 use crate::services::pay::OrderRef;
 use crate::startup::AppState;
-use crate::views::{PayResultPage, Polling, ScanPromptPage, WxNativePage};
+use crate::views::{PayResultPage, PhoneCashier, Polling, ScanPromptPage, WxNativePage};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -62,13 +62,53 @@ pub fn polling(order_no: &str) -> Polling {
     }
 }
 
-/// The scanning app, by User-Agent: WeChat or Alipay.
-fn scanner(req: &HttpRequest) -> Option<Channel> {
-    let ua = req
-        .headers()
+/// Whether WeChat Pay can take payments in a phone browser outside WeChat: H5, APIv3 only.
+pub fn wechat_h5(state: &AppState) -> bool {
+    state.config.wechat.api_version == crate::config::ApiVersion::V3
+}
+
+fn user_agent(req: &HttpRequest) -> &str {
+    req.headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A phone's browser (WeChat's and Alipay's included), by User-Agent.
+pub fn on_phone(req: &HttpRequest) -> bool {
+    let ua = user_agent(req);
+    ["Mobile", "Android", "iPhone", "iPad"]
+        .iter()
+        .any(|w| ua.contains(w))
+}
+
+/// The phone cashier of order `no` for this browser (`cashier = "direct"` on a phone).
+pub fn phone_cashier(state: &AppState, req: &HttpRequest, no: &str) -> Option<PhoneCashier> {
+    if state.config.cashier != crate::config::Cashier::Direct || !on_phone(req) {
+        return None;
+    }
+    let in_wechat = scanner(req) == Some(Channel::WxPubQr);
+    let (wechat_url, wechat_hint) = if in_wechat {
+        (Some(super::cashier::cashier_url(no)), None)
+    } else if wechat_h5(state) {
+        (
+            Some(format!("/home/order/qrpay?id={no}&channel=wx_wap")),
+            None,
+        )
+    } else {
+        let hint = "微信支付请在微信中打开本页面，或在电脑上扫码支付。";
+        (None, Some(hint.to_string()))
+    };
+    Some(PhoneCashier {
+        alipay_url: format!("/home/order/qrpay?id={no}&channel=alipay_wap"),
+        wechat_url,
+        wechat_hint,
+    })
+}
+
+/// The scanning app, by User-Agent: WeChat or Alipay.
+fn scanner(req: &HttpRequest) -> Option<Channel> {
+    let ua = user_agent(req);
     if ua.contains("MicroMessenger") {
         Some(Channel::WxPubQr)
     } else if ua.contains("AlipayClient") {
@@ -87,7 +127,7 @@ pub struct QrPayQuery {
 }
 
 /// Why an order can no longer be paid, in the shopper's words; `None` while it can.
-fn ended(o: &Order) -> Option<String> {
+pub(super) fn ended(o: &Order) -> Option<String> {
     match OrderStatus::from_code(o.status).ok()? {
         OrderStatus::Unpaid => None,
         OrderStatus::Closed => {
@@ -109,15 +149,21 @@ pub async fn qrpay(
     req: HttpRequest,
     q: web::Query<QrPayQuery>,
 ) -> Result<HttpResponse, PageError> {
+    let direct = state.config.cashier == crate::config::Cashier::Direct;
+    // WeChat scanning the shop's own cashier: the payer's openid first, then JSAPI.
+    if direct && scanner(&req) == Some(Channel::WxPubQr) {
+        return Ok(HttpResponse::Found()
+            .insert_header((header::LOCATION, super::cashier::cashier_url(&q.id)))
+            .finish());
+    }
     let no = q.id.clone();
     let o = db(&state, move |c| {
         order_rows::find_by_no(c, &no)?.ok_or(crate::services::ServiceError::OrderNotFound)
     })
     .await?;
     let o = current(&state, o, None).await?;
-    // A browser may choose Alipay: its QR through Ping++, or with the shop's own Alipay
-    // app the phone (wap.pay) or PC (page.pay) cashier.
-    let direct = state.config.cashier == crate::config::Cashier::Direct;
+    // A browser may choose Alipay: its QR through Ping++, or with the shop's own accounts
+    // the phone (wap.pay) or PC (page.pay) cashier of Alipay, or WeChat's H5 (APIv3).
     let chosen = q
         .channel
         .as_deref()
@@ -125,6 +171,7 @@ pub async fn qrpay(
         .filter(|c| match c {
             Channel::AlipayQr => true,
             Channel::AlipayPage | Channel::AlipayWap => direct,
+            Channel::WxWap => direct && wechat_h5(&state),
             _ => false,
         });
     let ended = ended(&o);
@@ -152,6 +199,8 @@ pub async fn qrpay(
                         o.order_no,
                         if direct { "alipay_wap" } else { "alipay_qr" }
                     ),
+                    wechat_h5_url: (direct && wechat_h5(&state))
+                        .then(|| format!("/home/order/qrpay?id={}&channel=wx_wap", o.order_no)),
                     ended,
                 },
             );
@@ -174,6 +223,15 @@ pub async fn qrpay(
         _ => Some(credential).filter(|c| c.starts_with("http")),
     }
     .ok_or_else(|| PageError::internal("charge without a QR credential"))?;
+    // WeChat's H5 page sends the browser back to `redirect_url` after paying.
+    let target = match channel {
+        Channel::WxWap => {
+            let back = format!("{}{}", state.public_url, polling(&o.order_no).result_url);
+            let q = serde_urlencoded::to_string([("redirect_url", back)]).unwrap_or_default();
+            format!("{target}&{q}")
+        }
+        _ => target,
+    };
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, target))
         .finish())

@@ -49,6 +49,8 @@ impl PingppConnector {
             | Channel::AlipayWap
             | Channel::WxJsapi
             | Channel::WxNative => serde_json::Value::Null,
+            // The shop offers WeChat H5 only with its own WeChat Pay (cashier = "direct").
+            Channel::WxWap => return Err(Failure::new("wx_wap is not offered through Ping++", "")),
         };
         let request = CreateCharge {
             order_no: req.out_trade_no.clone(),

@@ -21,7 +21,11 @@ const REFUND_RETRYABLE: [&str; 4] = [
 /// WeChat Pay v2 for the shop's flows.
 #[derive(Debug, Clone)]
 pub struct WechatV2 {
+    /// Under the mini-program's appid.
     pub pay: WxPay,
+    /// The same merchant under its Official Account's appid: the shop's cashier in WeChat
+    /// (`wx_pub`) pays, and is asked about, under it.
+    pub oa: WxPay,
     /// `{public}/api/v1/pay/notify`.
     pub notify_url: String,
     /// `{public}/api/v1/pay/refund_notify`.
@@ -60,10 +64,22 @@ fn failure(call: &str, e: WxError) -> Failure {
 }
 
 impl WechatV2 {
+    /// The client under the appid a trade of `channel` is made with.
+    fn client(&self, channel: Option<Channel>) -> &WxPay {
+        match channel {
+            Some(Channel::WxPub) => &self.oa,
+            _ => &self.pay,
+        }
+    }
+
     async fn create_trade(&self, req: &PaymentRequest) -> Result<Created, Failure> {
         let trade = match req.channel {
             Channel::WxNative => TradeType::Native,
-            _ => TradeType::Jsapi,
+            Channel::WxJsapi | Channel::WxPub => TradeType::Jsapi,
+            other => {
+                let why = format!("{other} is not a WeChat Pay v2 payment (H5 needs APIv3)");
+                return Err(Failure::new(why, ""));
+            }
         };
         let native = trade == TradeType::Native;
         let request = UnifiedOrder {
@@ -82,7 +98,7 @@ impl WechatV2 {
             time_expire: Some(beijing(req.expires_at)),
         };
         let ex = self
-            .pay
+            .client(Some(req.channel))
             .unified_order(&request)
             .await
             .map_err(|e| failure("unifiedorder", e))?;
@@ -94,7 +110,8 @@ impl WechatV2 {
     }
 
     async fn query_trade(&self, trade: &Trade) -> Result<TradeState, Failure> {
-        let answer: Result<Exchange, WxError> = self.pay.order_query(&trade.out_trade_no).await;
+        let pay = self.client(trade.channel);
+        let answer: Result<Exchange, WxError> = pay.order_query(&trade.out_trade_no).await;
         let ex = match answer {
             Ok(ex) => ex,
             Err(WxError::Business { code, response, .. }) if code == "ORDERNOTEXIST" => {
@@ -111,7 +128,7 @@ impl WechatV2 {
             });
         }
         let notice = notify::paid_notice(&ex.fields).map_err(|e| Failure::new(e, &ex.response))?;
-        if notice.appid != self.pay.appid || notice.mch_id != self.pay.mch_id {
+        if notice.appid != pay.appid || notice.mch_id != pay.mch_id {
             return Ok(TradeState::Foreign {
                 outcome: "wrong_app",
                 raw: ex.response,
@@ -129,7 +146,11 @@ impl WechatV2 {
     }
 
     async fn close_trade(&self, trade: &Trade) -> Result<Closed, Failure> {
-        match self.pay.close_order(&trade.out_trade_no).await {
+        match self
+            .client(trade.channel)
+            .close_order(&trade.out_trade_no)
+            .await
+        {
             Ok(ex) => Ok(Closed::Closed {
                 outcome: "closed".into(),
                 raw: ex.response,
@@ -158,7 +179,7 @@ impl WechatV2 {
             refund_desc: r.reason.chars().take(80).collect(),
             notify_url: self.refund_notify_url.clone(),
         };
-        match self.pay.refund(&req).await {
+        match self.client(r.trade.channel).refund(&req).await {
             // Accepted without its refund_id: unreadable, asked again (the same refund).
             Ok(ex) => match ex.fields.get("refund_id").filter(|id| !id.is_empty()) {
                 Some(id) => Submitted::Accepted {
@@ -184,7 +205,7 @@ impl WechatV2 {
 
     async fn ask_refund(&self, r: &RefundOrder) -> Result<RefundState, Failure> {
         let ex = self
-            .pay
+            .client(r.trade.channel)
             .refund_query(&r.out_refund_no)
             .await
             .map_err(|e| failure("refundquery", e))?;
@@ -218,8 +239,16 @@ impl Connector for WechatV2 {
         Box::pin(self.create_trade(req))
     }
 
-    fn jsapi_launch(&self, prepay_id: &str, timestamp: i64) -> Option<JsapiLaunch> {
-        Some(self.pay.jsapi_params(prepay_id, timestamp))
+    fn jsapi_launch(
+        &self,
+        channel: Channel,
+        prepay_id: &str,
+        timestamp: i64,
+    ) -> Option<JsapiLaunch> {
+        Some(
+            self.client(Some(channel))
+                .jsapi_params(prepay_id, timestamp),
+        )
     }
 
     fn query<'a>(&'a self, trade: &'a Trade) -> Call<'a, Result<TradeState, Failure>> {

@@ -1,6 +1,8 @@
-//! `GET {base}/sns/jscode2session`: trades a `wx.login` code for the user's openid.
+//! WeChat's two code exchanges: `GET {base}/sns/jscode2session` trades a mini-program
+//! `wx.login` code for the user's openid; `GET {base}/sns/oauth2/access_token` trades the
+//! code of an Official Account's web OAuth (snsapi_base) for the openid under that account.
 //!
-//! The request carries the AppSecret in its query string, so no error of this module holds
+//! Both requests carry the AppSecret in their query string, so no error of this module holds
 //! the URL or the answer's body (a proxy's error page may echo the URL).
 
 use crate::config::WechatConfig;
@@ -18,47 +20,89 @@ struct Answer {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoginError {
     /// No usable answer: unreachable, timed out, or not JSON.
-    #[error("jscode2session failed: {0}")]
-    Transport(String),
+    #[error("{call} failed: {why}")]
+    Transport { call: &'static str, why: String },
     /// An HTTP error status (a proxy or the platform in trouble).
-    #[error("jscode2session answered HTTP {0}")]
-    Status(u16),
+    #[error("{call} answered HTTP {status}")]
+    Status { call: &'static str, status: u16 },
     /// WeChat refused the code (40029 invalid, 40163 already used…).
-    #[error("jscode2session refused the code: errcode {errcode} {errmsg}")]
-    Refused { errcode: i64, errmsg: String },
+    #[error("{call} refused the code: errcode {errcode} {errmsg}")]
+    Refused {
+        call: &'static str,
+        errcode: i64,
+        errmsg: String,
+    },
 }
 
-/// The openid for `code`, or why there is none.
+/// An app that trades codes for openids: its appid and AppSecret.
+pub struct App<'a> {
+    pub appid: &'a str,
+    pub secret: &'a str,
+}
+
+/// The openid a code exchange at `{base}/sns/{call}` answers for `code`.
+async fn exchange(
+    http: &reqwest::Client,
+    base: &str,
+    call: &'static str,
+    query: &[(&str, &str)],
+) -> Result<String, LoginError> {
+    let url = format!("{}/sns/{call}", base.trim_end_matches('/'));
+    let transport = |e| LoginError::Transport {
+        call,
+        why: transport_error(e),
+    };
+    let res = http
+        .get(&url)
+        .query(query)
+        .send()
+        .await
+        .map_err(transport)?;
+    if !res.status().is_success() {
+        let status = res.status().as_u16();
+        return Err(LoginError::Status { call, status });
+    }
+    let answer: Answer = res.json().await.map_err(transport)?;
+    match (answer.openid, answer.errcode) {
+        (Some(openid), None | Some(0)) if !openid.is_empty() => Ok(openid),
+        (_, code) => Err(LoginError::Refused {
+            call,
+            errcode: code.unwrap_or(-1),
+            errmsg: answer.errmsg.unwrap_or_default(),
+        }),
+    }
+}
+
+/// The mini-program user's openid for a `wx.login` `code`, or why there is none.
 pub async fn code2session(
     http: &reqwest::Client,
     base: &str,
     cfg: &WechatConfig,
     code: &str,
 ) -> Result<String, LoginError> {
-    let url = format!("{}/sns/jscode2session", base.trim_end_matches('/'));
-    let res = http
-        .get(&url)
-        .query(&[
-            ("appid", cfg.appid.as_str()),
-            ("secret", cfg.app_secret.as_str()),
-            ("js_code", code),
-            ("grant_type", "authorization_code"),
-        ])
-        .send()
-        .await
-        .map_err(|e| LoginError::Transport(transport_error(e)))?;
-    if !res.status().is_success() {
-        return Err(LoginError::Status(res.status().as_u16()));
-    }
-    let answer: Answer = res
-        .json()
-        .await
-        .map_err(|e| LoginError::Transport(transport_error(e)))?;
-    match (answer.openid, answer.errcode) {
-        (Some(openid), None | Some(0)) if !openid.is_empty() => Ok(openid),
-        (_, code) => Err(LoginError::Refused {
-            errcode: code.unwrap_or(-1),
-            errmsg: answer.errmsg.unwrap_or_default(),
-        }),
-    }
+    let query = [
+        ("appid", cfg.appid.as_str()),
+        ("secret", cfg.app_secret.as_str()),
+        ("js_code", code),
+        ("grant_type", "authorization_code"),
+    ];
+    exchange(http, base, "jscode2session", &query).await
+}
+
+/// The openid under the Official Account `app` for the `code` its web OAuth (snsapi_base)
+/// redirected back with, or why there is none. The access_token that comes with it is not
+/// needed: snsapi_base grants nothing but the openid.
+pub async fn oauth_openid(
+    http: &reqwest::Client,
+    base: &str,
+    app: &App<'_>,
+    code: &str,
+) -> Result<String, LoginError> {
+    let query = [
+        ("appid", app.appid),
+        ("secret", app.secret),
+        ("code", code),
+        ("grant_type", "authorization_code"),
+    ];
+    exchange(http, base, "oauth2/access_token", &query).await
 }

@@ -20,6 +20,9 @@ pub struct WechatV3 {
     pub client: WxPayV3,
     /// The mini-program's appid, bound to the merchant.
     pub appid: String,
+    /// The Official Account's appid, bound to the merchant: the shop's cashier in WeChat
+    /// (`wx_pub`) pays under it.
+    pub oa_appid: String,
     /// `{public}/api/v1/pay/v3/notify`: payments and refunds.
     pub notify_url: String,
 }
@@ -34,10 +37,10 @@ fn failure(call: &str, e: &V3Error) -> Failure {
     Failure::new(format!("{call}: {e}"), body)
 }
 
-/// A transaction of this merchant (`appid`, `mchid`), in CNY, and paid: the payment it
-/// proves. `Err`: the pay log's outcome for a transaction nobody may believe.
-pub fn paid(t: &Transaction, appid: &str, mchid: &str) -> Result<Option<Paid>, &'static str> {
-    if t.appid != appid || t.mchid != mchid {
+/// A transaction of this merchant (one of its `appids`, its `mchid`), in CNY, and paid: the
+/// payment it proves. `Err`: the pay log's outcome for a transaction nobody may believe.
+pub fn paid(t: &Transaction, appids: &[&str], mchid: &str) -> Result<Option<Paid>, &'static str> {
+    if !appids.contains(&t.appid.as_str()) || t.mchid != mchid {
         return Err("wrong_merchant");
     }
     if !t.trade_state.was_paid() {
@@ -58,9 +61,17 @@ pub fn paid(t: &Transaction, appid: &str, mchid: &str) -> Result<Option<Paid>, &
 }
 
 impl WechatV3 {
+    /// The appid a trade of `channel` is made with.
+    fn appid_of(&self, channel: Option<Channel>) -> &str {
+        match channel {
+            Some(Channel::WxPub) => &self.oa_appid,
+            _ => &self.appid,
+        }
+    }
+
     async fn create_trade(&self, req: &PaymentRequest) -> Result<Created, Failure> {
         let order = Prepay {
-            appid: self.appid.clone(),
+            appid: self.appid_of(Some(req.channel)).to_string(),
             description: cut_to_bytes(&format!("结算商城-{}", req.subject), DESCRIPTION_MAX_BYTES)
                 .to_string(),
             out_trade_no: req.out_trade_no.clone(),
@@ -72,6 +83,9 @@ impl WechatV3 {
         let payer = req.payer.clone().unwrap_or_default();
         let trade = match req.channel {
             Channel::WxNative => TradeType::Native,
+            Channel::WxWap => TradeType::H5 {
+                payer_client_ip: &req.client_ip,
+            },
             _ => TradeType::Jsapi { openid: &payer },
         };
         let answer = self
@@ -104,7 +118,7 @@ impl WechatV3 {
         };
         let t = &answer.value;
         let body = raw(&answer.exchange);
-        match paid(t, &self.appid, self.client.mchid()) {
+        match paid(t, &[self.appid_of(trade.channel)], self.client.mchid()) {
             Ok(Some(paid)) => Ok(TradeState::Paid { paid, raw: body }),
             // An unpaid trade may come without appid/mchid: only a paid one must name us.
             Ok(None) | Err("wrong_merchant") if !t.trade_state.was_paid() => {
@@ -209,8 +223,14 @@ impl Connector for WechatV3 {
         Box::pin(self.create_trade(req))
     }
 
-    fn jsapi_launch(&self, prepay_id: &str, _timestamp: i64) -> Option<JsapiLaunch> {
-        self.client.pay_params(&self.appid, prepay_id).ok()
+    fn jsapi_launch(
+        &self,
+        channel: Channel,
+        prepay_id: &str,
+        _timestamp: i64,
+    ) -> Option<JsapiLaunch> {
+        let appid = self.appid_of(Some(channel));
+        self.client.pay_params(appid, prepay_id).ok()
     }
 
     fn query<'a>(&'a self, trade: &'a Trade) -> Call<'a, Result<TradeState, Failure>> {

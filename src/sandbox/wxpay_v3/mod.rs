@@ -85,6 +85,11 @@ pub struct Platform {
 pub type LoadError = (String, String);
 
 impl Platform {
+    /// Whether `signature` is the merchant's RSA signature of `message` (a JSAPI paySign).
+    pub fn merchant_signed(&self, message: &[u8], signature: &str) -> bool {
+        rsa::verify(&self.merchant_key, message, signature)
+    }
+
     /// The merchant's key and serial from the configuration, the platform's own keys from
     /// the embedded sandbox keys. Public-key mode when the shop is configured with a WeChat
     /// Pay public key.

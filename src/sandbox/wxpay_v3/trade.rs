@@ -130,7 +130,7 @@ impl Sandbox {
     fn v3_order(&self, trade_type: &'static str, v: &Value) -> Result<WxOrder, V3Error> {
         let appid = required(v, "appid", 32)?;
         let mchid = required(v, "mchid", 32)?;
-        if appid != self.wechat_appid || mchid != self.wechat_mch_id {
+        if !self.bound_appid(&appid) || mchid != self.wechat_mch_id {
             return Err(err(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配"));
         }
         let description = required(v, "description", 127)?;

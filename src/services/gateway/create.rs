@@ -32,8 +32,8 @@ impl Gateway {
     ) -> Result<(Order, PayAttempt, bool), ServiceError> {
         let deadline = std::time::Instant::now() + WAIT_FOR_IN_FLIGHT;
         loop {
-            let w = which.clone();
-            let start = run(&self.db, move |c| pay::reuse_or_start(c, &w, via)).await?;
+            let (w, v) = (which.clone(), via.clone());
+            let start = run(&self.db, move |c| pay::reuse_or_start(c, &w, &v)).await?;
             match start {
                 pay::Start::Wait if std::time::Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -56,9 +56,12 @@ impl Gateway {
         timestamp: i64,
     ) -> Option<crate::payment::connector::JsapiLaunch> {
         let provider = crate::domain::Provider::parse(&prepared.attempt.provider)?;
-        self.connector(provider)
-            .ok()?
-            .jsapi_launch(&prepared.created.provider_ref, timestamp)
+        let channel = Channel::parse(&prepared.attempt.channel)?;
+        self.connector(provider).ok()?.jsapi_launch(
+            channel,
+            &prepared.created.provider_ref,
+            timestamp,
+        )
     }
 
     /// A payment of the order on `channel`: a live attempt of the channel is shown again
@@ -78,6 +81,7 @@ impl Gateway {
             channel,
             provider,
             sign_type: connector.sign_type(),
+            payer: payer.clone(),
         };
         let (order, attempt, new) = self.begin(which, via).await?;
         if !new {

@@ -121,11 +121,15 @@ impl Gateway {
 
     /// The platform that takes new payments on `channel`.
     pub fn provider_for(&self, channel: Channel) -> Provider {
+        let wechat = match self.wechat_version {
+            ApiVersion::V3 => Provider::WechatV3,
+            ApiVersion::V2 => Provider::Wechat,
+        };
+        let direct = self.cashier == Cashier::Direct;
         match channel.provider() {
-            Provider::Wechat if self.wechat_version == ApiVersion::V3 => Provider::WechatV3,
-            Provider::Pingpp if channel.is_alipay() && self.cashier == Cashier::Direct => {
-                Provider::Alipay
-            }
+            Provider::Wechat => wechat,
+            Provider::Pingpp if direct && channel.is_alipay() => Provider::Alipay,
+            Provider::Pingpp if direct && channel.is_direct_wechat() => wechat,
             other => other,
         }
     }

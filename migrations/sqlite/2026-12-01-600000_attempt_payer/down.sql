@@ -1,0 +1,1 @@
+ALTER TABLE pay_attempt DROP COLUMN payer;
