@@ -268,16 +268,28 @@ impl AlipayConfig {
         if !digits(&self.seller_id, "2088") {
             return bad("alipay.seller_id must be the merchant's PID: 16 digits starting 2088");
         }
-        let certs = [&self.app_cert, &self.alipay_cert, &self.alipay_root_cert];
-        let set = certs.iter().filter(|c| c.is_some()).count();
-        if set != 0 && set != 3 {
-            return bad("alipay.app_cert, alipay.alipay_cert and alipay.alipay_root_cert go together (certificate mode), or none (public-key mode)");
+        let certs = [
+            ("alipay.app_cert", &self.app_cert),
+            ("alipay.alipay_cert", &self.alipay_cert),
+            ("alipay.alipay_root_cert", &self.alipay_root_cert),
+        ];
+        let missing: Vec<&str> = certs
+            .iter()
+            .filter(|(_, path)| path.is_none())
+            .map(|(name, _)| *name)
+            .collect();
+        if !missing.is_empty() && missing.len() < certs.len() {
+            return Err(ConfigError::Invalid(format!(
+                "alipay.app_cert, alipay.alipay_cert and alipay.alipay_root_cert go together (certificate mode), or none (public-key mode): {} missing",
+                missing.join(" and ")
+            )));
         }
         Ok(())
     }
 
     /// Live mode: none of the sandbox's ids or keys (a sandbox key is published: anyone
-    /// could sign "Alipay" notifications with it).
+    /// could sign "Alipay" notifications with it). In certificate mode `alipay_public_key`
+    /// is never read, so its default does not count.
     fn validate_live(&self) -> Result<(), ConfigError> {
         let sandbox = |p: &str| p.starts_with("keys/sandbox/");
         let sandbox_cert = [&self.app_cert, &self.alipay_cert, &self.alipay_root_cert]
@@ -286,7 +298,7 @@ impl AlipayConfig {
         if self.app_id == SANDBOX_ALIPAY_APP_ID
             || self.seller_id == SANDBOX_ALIPAY_SELLER_ID
             || sandbox(&self.app_private_key)
-            || sandbox(&self.alipay_public_key)
+            || (!self.certificate_mode() && sandbox(&self.alipay_public_key))
             || sandbox_cert
         {
             return Err(ConfigError::Invalid("live mode needs the real Alipay app_id, seller_id, app private key and Alipay public key (or certificates), not the sandbox's".into()));
@@ -662,9 +674,6 @@ impl Config {
         }
         if self.cashier == Cashier::Direct && !self.alipay_enabled() {
             return bad("cashier = \"direct\" needs the shop's own Alipay app: set alipay.app_id and its keys");
-        }
-        if self.cashier == Cashier::Direct && self.alipay.alipay_cert.is_some() {
-            return bad("cashier = \"direct\": the shop's Alipay client signs in public-key mode only (alipay.alipay_public_key); certificate mode is not supported yet");
         }
         if let Some(s) = &self.session_secret {
             if hex::decode(s).map(|b| b.len() < 64).unwrap_or(true) {
@@ -1077,9 +1086,33 @@ mod tests {
         cert.alipay.alipay_root_cert = Some("/etc/jiesuan/alipayRootCert.crt".into());
         assert!(cert.alipay.certificate_mode());
         assert_eq!(refusal(&cert), "", "certificate mode");
+        cert.alipay.alipay_public_key = AlipayConfig::default().alipay_public_key;
+        assert_eq!(refusal(&cert), "", "the public key is not read then");
         let mut pid = Config::default();
         pid.alipay.seller_id = "1234".into();
         assert!(refusal(&pid).contains("2088"), "in every mode");
+    }
+
+    #[test]
+    fn the_direct_cashier_takes_all_three_certificates_or_none() {
+        let mut direct = Config {
+            cashier: Cashier::Direct,
+            ..Config::default()
+        };
+        assert_eq!(refusal(&direct), "", "public-key mode");
+        direct.alipay.app_cert = Some("keys/sandbox/alipay_app_cert.pem".into());
+        direct.alipay.alipay_cert = Some("keys/sandbox/alipay_platform_cert.pem".into());
+        let half = refusal(&direct);
+        assert!(half.contains("alipay.alipay_root_cert missing"), "{half}");
+        direct.alipay.alipay_root_cert = Some("keys/sandbox/alipay_root_cert.pem".into());
+        assert_eq!(refusal(&direct), "", "certificate mode");
+        direct.alipay.app_cert = None;
+        direct.alipay.alipay_cert = None;
+        let one = refusal(&direct);
+        assert!(
+            one.contains("alipay.app_cert and alipay.alipay_cert missing"),
+            "{one}"
+        );
     }
 
     #[test]

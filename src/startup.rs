@@ -3,7 +3,7 @@
 use crate::assets::{self, AssetError, StaticFiles};
 use crate::config::{ApiVersion, Cashier, Config, PayMode};
 use crate::db::{self, Db, Pool};
-use crate::payment::alipay::{Alipay, AlipayConnector};
+use crate::payment::alipay::{Alipay, AlipayConnector, CertSn};
 use crate::payment::pingpp::connector::PingppConnector;
 use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};
 use crate::payment::pingpp::{sign as pp_sign, Pingpp};
@@ -12,6 +12,7 @@ use crate::payment::wechat::shipping::MiniProgramApi;
 use crate::payment::wechat::{SignType, WxPay};
 use crate::payment::wechat_v3::connector::WechatV3;
 use crate::payment::wechat_v3::{ApiV3Key, CertificateSet, Merchant, Verifier, WxPayV3};
+use crate::payment::x509;
 use crate::sandbox::Sandbox;
 use crate::services::gateway::Gateway;
 use crate::services::notify::{AlipayApp, PingppApp, WechatMerchant, WechatV3Merchant};
@@ -67,6 +68,9 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("key {0}: {1}")]
     Key(String, String),
+    /// A certificate file (setting and path) that cannot be read or used.
+    #[error("certificate {0}: {1}")]
+    Certificate(String, String),
     #[error("{0}")]
     Assets(#[from] AssetError),
     #[error("metrics: {0}")]
@@ -153,7 +157,7 @@ impl AppState {
                     app_id: self.config.alipay.app_id.clone(),
                     key: k.app_key.clone(),
                     alipay_key: k.alipay_key.clone(),
-                    cert: None,
+                    cert: k.cert.clone(),
                     timeout: Duration::from_secs(self.config.platform_timeout_seconds),
                 },
                 seller_id: self.config.alipay.seller_id.clone(),
@@ -291,18 +295,58 @@ struct Prepared {
 pub struct AlipayKeys {
     /// The app's private key: signs every request.
     pub app_key: RsaPrivateKey,
-    /// Alipay's public key: verifies answers and notifications.
+    /// Alipay's public key: verifies answers and notifications. In certificate mode the
+    /// key of `alipay.alipay_cert` (`alipay.alipay_public_key` is not read).
     pub alipay_key: RsaPublicKey,
+    /// Certificate mode's SNs (all three certificates configured).
+    pub cert: Option<CertSn>,
 }
 
 fn alipay_keys(config: &Config) -> Result<AlipayKeys, StartupError> {
     let a = &config.alipay;
+    let app_key = pp_sign::private_key(&read_key(&a.app_private_key)?)
+        .map_err(|e| StartupError::Key(a.app_private_key.clone(), e.to_string()))?;
+    let (alipay_key, cert) = match (&a.app_cert, &a.alipay_cert, &a.alipay_root_cert) {
+        (Some(app), Some(alipay), Some(root)) => {
+            let sn = |setting: &str, path: &str| certificate(setting, path, x509::alipay_cert_sn);
+            let cert = CertSn {
+                app_cert_sn: sn("alipay.app_cert", app)?,
+                alipay_root_cert_sn: certificate(
+                    "alipay.alipay_root_cert",
+                    root,
+                    x509::alipay_root_cert_sn,
+                )?,
+                alipay_cert_sn: sn("alipay.alipay_cert", alipay)?,
+            };
+            let key = certificate("alipay.alipay_cert", alipay, |pem| {
+                pp_sign::certificate(pem).map(|(_, key)| key)
+            })?;
+            (key, Some(cert))
+        }
+        // Public-key mode (config validation refuses one or two certificates).
+        _ => {
+            let key = pp_sign::public_key(&read_key(&a.alipay_public_key)?)
+                .map_err(|e| StartupError::Key(a.alipay_public_key.clone(), e.to_string()))?;
+            (key, None)
+        }
+    };
     Ok(AlipayKeys {
-        app_key: pp_sign::private_key(&read_key(&a.app_private_key)?)
-            .map_err(|e| StartupError::Key(a.app_private_key.clone(), e.to_string()))?,
-        alipay_key: pp_sign::public_key(&read_key(&a.alipay_public_key)?)
-            .map_err(|e| StartupError::Key(a.alipay_public_key.clone(), e.to_string()))?,
+        app_key,
+        alipay_key,
+        cert,
     })
+}
+
+/// What `read` takes from the certificate file `setting` names; the setting and the file
+/// are named when it cannot be read or is not a usable certificate.
+fn certificate<T>(
+    setting: &str,
+    path: &str,
+    read: impl Fn(&str) -> Result<T, pp_sign::KeyError>,
+) -> Result<T, StartupError> {
+    let named = |e: String| StartupError::Certificate(format!("{setting} ({path})"), e);
+    let pem = assets::read_key(path).map_err(|e| named(e.to_string()))?;
+    read(&pem).map_err(|e| named(e.to_string()))
 }
 
 /// WeChat Pay APIv3 as configured (`wechat.api_version = "v3"`): the merchant's credentials

@@ -2,7 +2,9 @@
 //! the shop's own precreate, the notification (or the query door) pays once, copies across
 //! two instances pay once, a notification signed by independent code is believed only when
 //! every part is right, the timeout close closes the Alipay trade first, and partial and
-//! full refunds go back through Alipay.
+//! full refunds go back through Alipay. In certificate mode (公钥证书模式) the same flows
+//! name the certificates' SNs, and a wrong app certificate or a rotated Alipay one stops
+//! the call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,6 +16,9 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 fn direct(database_url: &str) -> Config {
+    // Before any server of this binary starts: the first logger set stays, and one test
+    // reads the warning a rotated Alipay certificate brings.
+    common::capture_logs();
     let mut config = test_config(database_url);
     config.cashier = Cashier::Direct;
     config
@@ -41,10 +46,10 @@ async fn scanned(app: &TestApp, name: &str) -> (i32, String, String) {
     (id, a.out_trade_no, location)
 }
 
-#[tokio::test]
-async fn the_qr_opened_in_alipay_pays_through_the_shops_own_precreate() {
-    let app = direct_app().await;
-    let (id, no, _) = scanned(&app, "aliscan").await;
+/// A scanned order paid in Alipay, paid at the shop by Alipay's notification, which was
+/// believed: (order id, out_trade_no).
+async fn paid_by_notification(app: &TestApp, name: &str) -> (i32, String) {
+    let (id, no, _) = scanned(app, name).await;
     app.sandbox_pay(json!({ "out_trade_no": no })).await;
     app.wait_for_status(id, 2).await;
     let logs = app.pay_logs(id);
@@ -53,6 +58,13 @@ async fn the_qr_opened_in_alipay_pays_through_the_shops_own_precreate() {
             .any(|(kind, verified, outcome, _)| kind == "notify" && *verified && outcome == "paid"),
         "{logs:?}"
     );
+    (id, no)
+}
+
+#[tokio::test]
+async fn the_qr_opened_in_alipay_pays_through_the_shops_own_precreate() {
+    let app = direct_app().await;
+    let (id, _) = paid_by_notification(&app, "aliscan").await;
     let o = jiesuan::models::order::find(&mut app.conn(), id)
         .unwrap()
         .unwrap();
@@ -249,15 +261,7 @@ async fn a_trade_alipay_closed_at_its_deadline_lets_the_order_close() {
     assert_eq!(app.api.get(&code).send().await.unwrap().status(), 200);
     // Alipay closed the trade by itself (at its time_expire, about the order's deadline);
     // here closed through the connector, behind the shop's back.
-    let a = app.attempts(id).pop().unwrap();
-    let trade = jiesuan::payment::connector::Trade {
-        channel: Some(jiesuan::domain::Channel::AlipayQr),
-        out_trade_no: a.out_trade_no,
-        provider_ref: a.provider_ref,
-        credential: a.credential,
-        amount: jiesuan::domain::Money::from_fen(a.amount),
-        expires_at: a.expires_at,
-    };
+    let trade = trade_of(&app, id);
     let gateway = app.state.gateway();
     let alipay = gateway
         .connector(jiesuan::domain::Provider::Alipay)
@@ -395,4 +399,162 @@ async fn the_pc_and_phone_cashiers_pay_and_come_back_to_the_result_page() {
     let id = app.order_by_no(&order_no).id;
     assert_eq!(app.attempts(id).pop().unwrap().channel, "alipay_wap");
     app.wait_for_status(id, 2).await;
+}
+
+/// The direct cashier in certificate mode: the app's, Alipay's and the root certificate
+/// (the sandbox's committed ones unless changed).
+fn certificate_mode(app_cert: &str, alipay_cert: &str) -> Config {
+    let mut config = direct(&fresh_database_url());
+    let keys = |file: &str| Some(format!("keys/sandbox/{file}"));
+    config.alipay.app_cert = keys(app_cert);
+    config.alipay.alipay_cert = keys(alipay_cert);
+    config.alipay.alipay_root_cert = keys("alipay_root_cert.pem");
+    // Never read in certificate mode: the key inside alipay_cert verifies.
+    config.alipay.alipay_public_key = "no-such-public-key.pem".into();
+    config
+}
+
+async fn certified_app() -> TestApp {
+    TestApp::spawn_on(certificate_mode(
+        "alipay_app_cert.pem",
+        "alipay_platform_cert.pem",
+    ))
+    .await
+}
+
+/// The Alipay trade of an order's latest attempt, as the connector takes it.
+fn trade_of(app: &TestApp, id: i32) -> jiesuan::payment::connector::Trade {
+    let a = app.attempts(id).pop().unwrap();
+    jiesuan::payment::connector::Trade {
+        channel: Some(jiesuan::domain::Channel::AlipayQr),
+        out_trade_no: a.out_trade_no,
+        provider_ref: a.provider_ref,
+        credential: a.credential,
+        amount: jiesuan::domain::Money::from_fen(a.amount),
+        expires_at: a.expires_at,
+    }
+}
+
+#[tokio::test]
+async fn in_certificate_mode_a_scan_pays_and_the_query_and_a_refund_go_through() {
+    let app = certified_app().await;
+    // Believed with the key inside alipay_platform_cert.pem (no public key is configured).
+    let (id, _) = paid_by_notification(&app, "alicert").await;
+    let gateway = app.state.gateway();
+    let alipay = gateway
+        .connector(jiesuan::domain::Provider::Alipay)
+        .unwrap();
+    let state = alipay.query(&trade_of(&app, id)).await.unwrap();
+    assert!(
+        matches!(state, jiesuan::payment::connector::TradeState::Paid { .. }),
+        "{state:?}"
+    );
+    let amount = app.attempts(id)[0].amount;
+    gateway
+        .refund(common::refund_request(id, amount, &format!("RC{id}")))
+        .await
+        .unwrap();
+    settle_refunds(&app, id, 6).await;
+}
+
+#[tokio::test]
+async fn in_certificate_mode_the_pc_cashier_url_names_both_certificates() {
+    let app = certified_app().await;
+    app.pc_register("alicertpage").await;
+    app.pc_address().await;
+    let order_no = app.pc_order(1, 1).await;
+    let link = format!("/home/order/qrpay?id={order_no}&channel=alipay_pc_direct");
+    let res = app
+        .browser
+        .get(format!("{}{link}", app.url))
+        .send()
+        .await
+        .unwrap();
+    let gateway = common::location(&res);
+    assert!(
+        gateway.contains("app_cert_sn=cb8ed781ed476b2f7982d70b7ebcd67d")
+            && gateway.contains("alipay_root_cert_sn=f7f936ab258ad2cfb59567281911f572"),
+        "{gateway}"
+    );
+    let back = through_the_cashier(&app, &app.browser, &link).await;
+    assert!(
+        back.contains(&format!("payresult?order_sn={order_no}")),
+        "{back}"
+    );
+    app.wait_for_status(app.order_by_no(&order_no).id, 2).await;
+}
+
+/// What Alipay answers, in certificate mode with these certificates, to a query about a
+/// trade the shop never made (the request itself is judged first), and the shop.
+async fn query_an_unknown_trade(
+    app_cert: &str,
+    alipay_cert: &str,
+) -> (TestApp, jiesuan::payment::connector::Failure) {
+    let app = TestApp::spawn_on(certificate_mode(app_cert, alipay_cert)).await;
+    let trade = jiesuan::payment::connector::Trade {
+        channel: Some(jiesuan::domain::Channel::AlipayQr),
+        out_trade_no: "CERTCHECK0101".into(),
+        provider_ref: None,
+        credential: None,
+        amount: jiesuan::domain::Money::from_fen(1),
+        expires_at: jiesuan::models::now() + chrono::Duration::minutes(30),
+    };
+    let gateway = app.state.gateway();
+    let alipay = gateway
+        .connector(jiesuan::domain::Provider::Alipay)
+        .unwrap();
+    let refused = alipay.query(&trade).await.unwrap_err();
+    (app, refused)
+}
+
+#[tokio::test]
+async fn an_app_certificate_alipay_did_not_issue_is_refused_by_alipay() {
+    // A valid certificate, but not the app's: its SN names nothing Alipay knows.
+    let (app, refused) =
+        query_an_unknown_trade("alipay_platform_cert.pem", "alipay_platform_cert.pem").await;
+    assert!(
+        refused.message.contains("isv.app-cert-not-exist"),
+        "{refused:?}"
+    );
+    // The shopper's scan gets no Alipay QR either.
+    app.pc_register("aliwrongapp").await;
+    app.pc_address().await;
+    let order_no = app.pc_order(1, 1).await;
+    let (status, location, _) = app.open_qr(&order_no, ALIPAY_UA).await;
+    assert_ne!(status, 302, "{location}");
+}
+
+#[tokio::test]
+async fn an_answer_from_a_rotated_alipay_certificate_is_not_believed_and_says_why() {
+    // The shop still holds a certificate other than the one Alipay now signs with.
+    let (_app, refused) =
+        query_an_unknown_trade("alipay_app_cert.pem", "alipay_app_cert.pem").await;
+    assert!(
+        refused.message.contains("answer not believed")
+            && refused.message.contains("f969d4437bcf01cad5a5428519cd7b14"),
+        "{refused:?}"
+    );
+    let warned = common::log_lines()
+        .into_iter()
+        .any(|l| l.contains("download the new") && l.contains("alipayCertPublicKey"));
+    assert!(warned, "the merchant is told what to do");
+}
+
+#[test]
+fn a_missing_or_unusable_certificate_stops_the_start_naming_the_file() {
+    let mut missing = certificate_mode("alipay_app_cert.pem", "alipay_platform_cert.pem");
+    missing.alipay.alipay_root_cert = Some("no-such-root.crt".into());
+    let e = jiesuan::startup::check(&missing).unwrap_err().to_string();
+    assert!(
+        e.contains("alipay.alipay_root_cert") && e.contains("no-such-root.crt"),
+        "{e}"
+    );
+    // A key is not a certificate.
+    let mut key = certificate_mode("alipay_app_cert.pem", "alipay_platform_public.pem");
+    key.alipay.alipay_public_key = "keys/sandbox/alipay_platform_public.pem".into();
+    let e = jiesuan::startup::check(&key).unwrap_err().to_string();
+    assert!(
+        e.contains("alipay.alipay_cert") && e.contains("alipay_platform_public.pem"),
+        "{e}"
+    );
 }

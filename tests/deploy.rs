@@ -301,6 +301,37 @@ fn check_config_prints_the_effective_configuration_without_secrets() {
     assert_eq!(entries(&cwd), Vec::<String>::new());
 }
 
+#[test]
+fn check_config_takes_alipay_certificate_mode_whole_and_refuses_half_of_it() {
+    let cwd = empty_dir("cwd");
+    let config = cwd.join("cert.toml");
+    let config_env = [("JIESUAN_CONFIG", config.to_str().unwrap())];
+    let check = |certs: &str| {
+        let text = format!("cashier = \"direct\"\n[alipay]\n{certs}");
+        std::fs::write(&config, text).unwrap();
+        let out = output(&cwd, &config_env, &["check-config"]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let whole = "app_cert = \"keys/sandbox/alipay_app_cert.pem\"\n\
+                 alipay_cert = \"keys/sandbox/alipay_platform_cert.pem\"\n\
+                 alipay_root_cert = \"keys/sandbox/alipay_root_cert.pem\"\n";
+    let (ok, err) = check(whole);
+    assert!(ok, "{err}");
+    let (ok, err) = check("app_cert = \"keys/sandbox/alipay_app_cert.pem\"\n");
+    assert!(!ok);
+    assert!(
+        err.contains("alipay.alipay_cert and alipay.alipay_root_cert missing"),
+        "{err}"
+    );
+    let (ok, err) = check(&whole.replace("keys/sandbox/alipay_root_cert.pem", "gone.crt"));
+    assert!(!ok);
+    assert!(err.contains("alipay.alipay_root_cert (gone.crt)"), "{err}");
+    assert_eq!(entries(&cwd), vec!["cert.toml".to_string()]);
+}
+
 #[tokio::test]
 async fn backup_copies_a_running_shops_sqlite_database() {
     let data = empty_dir("data");

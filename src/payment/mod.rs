@@ -6,6 +6,7 @@ pub mod connector;
 pub mod pingpp;
 pub mod wechat;
 pub mod wechat_v3;
+pub mod x509;
 
 /// An outbound HTTP error as text that is safe to show and log: without the request URL
 /// (`sns/jscode2session` carries the AppSecret in its query) but with the causes, which

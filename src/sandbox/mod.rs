@@ -15,7 +15,6 @@ pub mod wxa;
 pub mod wxlogin;
 pub mod wxpay;
 pub mod wxpay_v3;
-pub mod x509;
 
 use crate::config::Config;
 use crate::payment::pingpp::sign::{RsaPrivateKey, RsaPublicKey};

@@ -6,15 +6,17 @@
 //! object with the sandbox's Alipay key. The trade methods, the QR / cashier pages and the
 //! notifications are in `trade.rs`, refunds in `refund.rs`. Written from the protocol fact
 //! sheet and sharing nothing with the shop's Alipay client, so the two cannot agree on one
-//! mistake. May import payment::pingpp::sign (RSA), config, assets and domain.
+//! mistake, but the certificate SNs of `payment::x509` (python-alipay-sdk checks those). May
+//! import payment::pingpp::sign (RSA), payment::x509, config, assets and domain.
 
 pub mod refund;
 pub mod trade;
 
-use super::{x509, Sandbox};
+use super::Sandbox;
 use crate::assets::read_key;
 use crate::config::Config;
 use crate::payment::pingpp::sign::{self as rsa, RsaPrivateKey, RsaPublicKey};
+use crate::payment::x509;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 

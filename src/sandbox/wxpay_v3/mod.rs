@@ -16,16 +16,17 @@
 //! Orders share the v2 store (`State::wx`, marked `WxApi::V3`), so the phone page and
 //! `/sandbox/control/pay` pay them, and refunds share `State::wx_refunds`. Certificates
 //! rotate by `/sandbox/control/rotate_cert` (`Rotation`). Written against the fact sheet,
-//! not the shop's client: the two must not share a mistake. May import payment (RSA and PEM
-//! only) and config.
+//! not the shop's client: the two must not share a mistake. May import payment (RSA, PEM and
+//! `x509` only) and config.
 
 mod refund;
 mod trade;
 
-use super::{random_id, x509, Faults, Sandbox};
+use super::{random_id, Faults, Sandbox};
 use crate::assets::read_key;
 use crate::config::Config;
 use crate::payment::pingpp::sign::{self as rsa, RsaPrivateKey, RsaPublicKey};
+use crate::payment::x509;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};

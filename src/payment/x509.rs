@@ -1,7 +1,11 @@
-//! Just enough of X.509 for the sandbox's platform certificates: the serial number and the
-//! validity period (WeChat Pay APIv3), and Alipay's certificate SN (MD5 of the issuer's
-//! RFC 2253 name and the decimal serial), read from the DER of a `BEGIN CERTIFICATE` PEM.
-//! May import payment (the PEM and DER readers).
+//! Just enough of X.509 for the platforms' certificates, read from the DER of a
+//! `BEGIN CERTIFICATE` PEM: the serial number and the validity period (the sandbox's WeChat
+//! Pay APIv3 certificates), and Alipay's certificate SN (MD5 of the issuer's RFC 2253 name
+//! and the decimal serial), which the shop's Alipay client sends in certificate mode and the
+//! sandbox's Alipay checks. Here, not in either, because payment/ may not import sandbox/;
+//! python-alipay-sdk computes the same SNs on its own (`tests/alipay_sdk.rs`), so sharing
+//! this code cannot hide a mistake from the tests. May import the PEM and DER readers of
+//! `payment::pingpp::sign`.
 
 use crate::payment::pingpp::sign::{bad as malformed, der_element, pem_block, KeyError};
 
@@ -210,6 +214,10 @@ pub fn alipay_root_cert_sn(pem: &str) -> Result<String, KeyError> {
             sns.push(sn_of(&der)?);
         }
     }
+    if sns.is_empty() {
+        // Alipay would refuse an empty SN: say so at start instead.
+        return Err(malformed("no RSA-signed certificate"));
+    }
     Ok(sns.join("_"))
 }
 
@@ -220,7 +228,8 @@ mod tests {
     #[test]
     fn alipay_sns_are_md5_of_the_rfc2253_issuer_and_the_decimal_serial() {
         // Made with: md5("CN=Sandbox Alipay Root CA,OU=Sandbox Certification Authority,
-        // O=Sandbox Alipay,C=CN" + decimal(openssl x509 -serial)) in Python.
+        // O=Sandbox Alipay,C=CN" + decimal(openssl x509 -serial)) in Python; the app and
+        // root SNs are also what python-alipay-sdk's DCAliPay computes (tests/alipay_sdk.rs).
         let sn = |pem| alipay_cert_sn(pem).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             sn(include_str!("../../keys/sandbox/alipay_app_cert.pem")),
