@@ -264,6 +264,12 @@ pub async fn wxpay_api(
         "unifiedorder" => xml(sb.wx_unifiedorder(&body)),
         "orderquery" => xml(sb.wx_orderquery(&body)),
         "closeorder" => xml(sb.wx_closeorder(&body)),
+        "downloadbill" => match sb.wx_downloadbill(&body) {
+            Ok(csv) => HttpResponse::Ok()
+                .content_type("text/plain; charset=utf-8")
+                .body(csv),
+            Err(refusal) => xml(refusal),
+        },
         "refundquery" => xml(sb.wx_refundquery(&body)),
         _ => return Err(PageError::not_found("no such API")),
     })

@@ -4,6 +4,7 @@
 //! provider. May import domain only (and the futures it returns).
 
 use crate::domain::{Channel, Money, Provider};
+use crate::payment::bill::{Bill, BillError};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -214,6 +215,12 @@ pub trait Connector: Send + Sync {
 
     /// The launch parameters for a JSAPI prepay id (WeChat); `None` for a platform whose
     /// clients take its own credential instead.
+    /// The platform's trade bill (对账单) of a Beijing day: every payment and refund it
+    /// booked that day.
+    fn trade_bill(&self, _day: chrono::NaiveDate) -> Call<'_, Result<Bill, BillError>> {
+        Box::pin(async { Err(BillError::Unsupported) })
+    }
+
     fn jsapi_launch(
         &self,
         _channel: Channel,

@@ -2,6 +2,7 @@
 //! derive utoipa schemas for objects the API passes on).
 
 pub mod alipay;
+pub mod bill;
 pub mod connector;
 pub mod pingpp;
 pub mod wechat;

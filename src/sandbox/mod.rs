@@ -12,6 +12,7 @@ pub mod deliver;
 pub mod jsbridge;
 pub mod pingpp;
 pub mod wxa;
+pub mod wxbill;
 pub mod wxlogin;
 pub mod wxpay;
 pub mod wxpay_v3;
@@ -61,6 +62,12 @@ pub struct Faults {
     /// Alipay: answers go out with `/` escaped as `\/` but signed over the plain text (as
     /// some live answers are: a client verifies the raw text, then the unescaped one).
     pub alipay_escaped_slashes: bool,
+    /// Bills: the trade is left off the day's bill (the platform has no such payment).
+    pub bill_omit: bool,
+    /// Bills: the trade's amount on the bill is one fen higher than paid.
+    pub bill_wrong_amount: bool,
+    /// Bills: each refund of the trade is on the bill twice (refunded twice).
+    pub bill_duplicate_refund: bool,
 }
 
 impl Faults {

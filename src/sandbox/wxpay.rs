@@ -55,7 +55,7 @@ impl Sandbox {
     }
 
     /// Checks the request's XML, merchant and signature; the parsed fields or the reply.
-    fn authenticate(&self, body: &[u8]) -> Result<(Params, SignType), String> {
+    pub(super) fn authenticate(&self, body: &[u8]) -> Result<(Params, SignType), String> {
         if body.is_empty() {
             return Err(fail("POST_DATA_EMPTY"));
         }

@@ -4,6 +4,7 @@
 use super::sign::{sign, verify, Params, SignType};
 use super::xml::{parse, to_xml, MAX_BODY};
 use crate::config::Redacted;
+use crate::payment::bill::{Bill, BillError};
 use crate::payment::connector::JsapiLaunch;
 use crate::payment::transport_error;
 use rand::distributions::Alphanumeric;
@@ -208,6 +209,48 @@ impl WxPay {
             params([("out_trade_no", out_trade_no.to_string())]),
         )
         .await
+    }
+
+    /// `POST /pay/downloadbill`: the `ALL` bill of a Beijing day. The file comes as plain
+    /// CSV (unsigned); a refusal comes as XML (`No Bill Exist`: no trade that day; `Bill
+    /// Creating`: not made yet).
+    pub async fn download_bill(&self, day: chrono::NaiveDate) -> Result<Bill, BillError> {
+        let mut p = params([
+            ("appid", self.appid.clone()),
+            ("mch_id", self.mch_id.clone()),
+            ("nonce_str", nonce()),
+            ("bill_date", day.format("%Y%m%d").to_string()),
+            ("bill_type", "ALL".to_string()),
+        ]);
+        let s = sign(&p, &self.key, self.sign_type);
+        p.insert("sign".into(), s);
+        let url = format!("{}/pay/downloadbill", self.base.trim_end_matches('/'));
+        let failed = |e| BillError::Failed(format!("downloadbill: {}", transport_error(e)));
+        let res = self
+            .http
+            .post(&url)
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(to_xml(&p))
+            .send()
+            .await
+            .map_err(failed)?;
+        if !res.status().is_success() {
+            return Err(BillError::Failed(format!(
+                "downloadbill answered HTTP {}",
+                res.status()
+            )));
+        }
+        let text = res.text().await.map_err(failed)?;
+        if !text.trim_start().starts_with('<') {
+            return super::bill::parse(&text);
+        }
+        let fields = parse(text.as_bytes()).map_err(|e| BillError::Failed(e.to_string()))?;
+        let msg = fields.get("return_msg").cloned().unwrap_or_default();
+        Err(match msg.as_str() {
+            "No Bill Exist" => BillError::Empty,
+            "Bill Creating" => BillError::NotReady(msg),
+            _ => BillError::Failed(format!("downloadbill: {msg}")),
+        })
     }
 
     /// The five signed keys for `wx.requestPayment`; `timeStamp` is a string.

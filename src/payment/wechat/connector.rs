@@ -239,6 +239,13 @@ impl Connector for WechatV2 {
         Box::pin(self.create_trade(req))
     }
 
+    fn trade_bill(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Call<'_, Result<crate::payment::bill::Bill, crate::payment::bill::BillError>> {
+        Box::pin(self.pay.download_bill(day))
+    }
+
     fn jsapi_launch(
         &self,
         channel: Channel,

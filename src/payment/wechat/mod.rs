@@ -1,5 +1,6 @@
 //! WeChat: the mini-program login and WeChat Pay v2 (XML, MD5/HMAC-SHA256 signatures).
 
+pub mod bill;
 pub mod client;
 pub mod connector;
 pub mod login;

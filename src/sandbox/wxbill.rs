@@ -1,0 +1,215 @@
+//! WeChat Pay v2's `pay/downloadbill` as the platform answers it: the merchant's trades paid
+//! and refunds taken on a Beijing day, as the `ALL` CSV (header, backquoted rows, summary
+//! header and row), written here from the fact sheet and not with the shop's parser. A day
+//! not over yet (sandbox clock) answers `Bill Creating`; a day without trades `No Bill Exist`.
+//! The bill faults (`bill_omit`, `bill_wrong_amount`, `bill_duplicate_refund`) change the
+//! file as a platform's books could differ from the shop's.
+
+use super::{Sandbox, WxOrder, WxRefund};
+use crate::payment::wechat::xml::to_xml;
+use chrono::NaiveDate;
+
+const HEADER: &str = "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注";
+const SUMMARY: &str =
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
+
+/// Fen as yuan with two decimals.
+fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
+}
+
+/// The 0.6 % fee in 1/100000 yuan (fen × 600 / 100000 yuan = fen × 6).
+fn fee_e5(fen: i64) -> i64 {
+    fen * 6
+}
+
+fn e5(v: i64) -> String {
+    let sign = if v < 0 { "-" } else { "" };
+    format!("{sign}{}.{:05}", v.abs() / 100_000, v.abs() % 100_000)
+}
+
+/// The Beijing date and time of unix seconds `t`.
+fn beijing(t: i64) -> chrono::NaiveDateTime {
+    let utc = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+    utc.with_timezone(&crate::domain::shanghai()).naive_local()
+}
+
+/// A bill row: the values in header order, each with WeChat's backquote.
+fn row(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| format!("`{v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What the bill needs of a paid order.
+struct Paid<'a> {
+    order: &'a WxOrder,
+    at: chrono::NaiveDateTime,
+}
+
+impl Sandbox {
+    /// `POST /pay/downloadbill`: the signed request's `ALL` bill, or WeChat's XML refusal.
+    pub fn wx_downloadbill(&self, body: &[u8]) -> Result<String, String> {
+        let (f, _) = self.authenticate(body)?;
+        let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
+        if !matches!(get("bill_type"), "" | "ALL") {
+            return Err(to_xml(&crate::payment::wechat::client::params([
+                ("return_code", "FAIL".to_string()),
+                ("return_msg", "the sandbox makes ALL bills only".to_string()),
+            ])));
+        }
+        self.wx_bill(get("bill_date"), get("mch_id"))
+    }
+
+    /// The `ALL` bill of `date` (yyyyMMdd), or WeChat's FAIL XML.
+    pub fn wx_bill(&self, date: &str, mch_id: &str) -> Result<String, String> {
+        let fail = |msg: &str| {
+            Err(to_xml(&crate::payment::wechat::client::params([
+                ("return_code", "FAIL".to_string()),
+                ("return_msg", msg.to_string()),
+            ])))
+        };
+        let Ok(day) = NaiveDate::parse_from_str(date, "%Y%m%d") else {
+            return fail("invalid bill_date");
+        };
+        if day >= beijing(self.now()).date() {
+            return fail("Bill Creating");
+        }
+        let state = self.state();
+        let paid_at = |o: &WxOrder| {
+            let t = o.time_end.as_deref()?;
+            chrono::NaiveDateTime::parse_from_str(t, "%Y%m%d%H%M%S").ok()
+        };
+        let mut paid: Vec<Paid<'_>> = state
+            .wx
+            .values()
+            .filter(|o| matches!(o.trade_state, "SUCCESS" | "REFUND"))
+            .filter_map(|o| {
+                Some(Paid {
+                    order: o,
+                    at: paid_at(o)?,
+                })
+            })
+            .filter(|p| p.at.date() == day)
+            .collect();
+        paid.sort_by_key(|p| p.at);
+        let mut refunds: Vec<&WxRefund> = state
+            .wx_refunds
+            .values()
+            .filter(|r| r.status == "SUCCESS" && beijing(r.created_at).date() == day)
+            .collect();
+        refunds.sort_by_key(|r| r.created_at);
+        let mut lines = vec![HEADER.to_string()];
+        let (mut count, mut total, mut refunded, mut fees) = (0, 0, 0, 0);
+        for p in &paid {
+            let f = state.faults_for(&p.order.out_trade_no);
+            if f.bill_omit {
+                continue;
+            }
+            let amount = p.order.total_fee + i64::from(f.bill_wrong_amount);
+            lines.push(row(&self.payment_row(p, amount, mch_id)));
+            (count, total, fees) = (count + 1, total + amount, fees + fee_e5(amount));
+        }
+        for r in refunds {
+            let f = state.faults_for(&r.out_trade_no);
+            let Some(o) = state.wx.get(&r.out_trade_no) else {
+                continue;
+            };
+            let copies = if f.bill_duplicate_refund { 2 } else { 1 };
+            for _ in 0..copies {
+                lines.push(row(&self.refund_row(o, r, mch_id)));
+                (count, refunded, fees) = (
+                    count + 1,
+                    refunded + r.refund_fee,
+                    fees - fee_e5(r.refund_fee),
+                );
+            }
+        }
+        if count == 0 {
+            return fail("No Bill Exist");
+        }
+        lines.push(SUMMARY.to_string());
+        lines.push(row(&[
+            count.to_string(),
+            yuan(total),
+            yuan(refunded),
+            "0.00".into(),
+            e5(fees),
+            yuan(total),
+            yuan(refunded),
+        ]));
+        Ok(lines.join("\r\n") + "\r\n")
+    }
+
+    fn payment_row(&self, p: &Paid<'_>, amount: i64, mch_id: &str) -> Vec<String> {
+        let o = p.order;
+        let s = |v: &str| v.to_string();
+        vec![
+            p.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            o.appid.clone(),
+            s(mch_id),
+            s("0"),
+            s(""),
+            o.transaction_id.clone().unwrap_or_default(),
+            o.out_trade_no.clone(),
+            o.openid.clone(),
+            o.trade_type.clone(),
+            s("SUCCESS"),
+            s("CMB_CREDIT"),
+            s("CNY"),
+            yuan(amount),
+            s("0.00"),
+            s("0"),
+            s("0"),
+            s("0.00"),
+            s("0.00"),
+            s(""),
+            s(""),
+            o.body.clone(),
+            o.attach.clone(),
+            e5(fee_e5(amount)),
+            s("0.60%"),
+            yuan(amount),
+            s("0.00"),
+            s(""),
+        ]
+    }
+
+    fn refund_row(&self, o: &WxOrder, r: &WxRefund, mch_id: &str) -> Vec<String> {
+        let s = |v: &str| v.to_string();
+        vec![
+            beijing(r.created_at)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            o.appid.clone(),
+            s(mch_id),
+            s("0"),
+            s(""),
+            o.transaction_id.clone().unwrap_or_default(),
+            o.out_trade_no.clone(),
+            o.openid.clone(),
+            o.trade_type.clone(),
+            s("REFUND"),
+            s("CMB_CREDIT"),
+            s("CNY"),
+            s("0.00"),
+            s("0.00"),
+            r.refund_id.clone(),
+            r.out_refund_no.clone(),
+            yuan(r.refund_fee),
+            s("0.00"),
+            s("ORIGINAL"),
+            s("SUCCESS"),
+            o.body.clone(),
+            o.attach.clone(),
+            e5(-fee_e5(r.refund_fee)),
+            s("0.60%"),
+            s("0.00"),
+            yuan(r.refund_fee),
+            s(""),
+        ]
+    }
+}
