@@ -744,13 +744,10 @@ impl Config {
         if self.alipay_enabled() {
             self.alipay.validate_live()?;
         }
-        if self.cashier == Cashier::Direct
-            && (wx.oa_appid.is_empty()
-                || wx.oa_appid == SANDBOX_OA_APPID
-                || wx.oa_app_secret.is_empty()
-                || wx.oa_app_secret == wx_sandbox.oa_app_secret)
+        if self.wechat_cashier()
+            && (wx.oa_app_secret.is_empty() || wx.oa_app_secret == wx_sandbox.oa_app_secret)
         {
-            return bad("cashier = \"direct\" in live mode needs the shop's Official Account (wechat.oa_appid and wechat.oa_app_secret, bound to the merchant): the cashier opened in WeChat logs the payer in with it");
+            return bad("wechat.oa_appid is set: live mode needs the Official Account's own wechat.oa_app_secret (its web OAuth gives the cashier the payer's openid)");
         }
         if wx.client_cert_pem.is_none() {
             return bad(
@@ -779,6 +776,16 @@ impl Config {
     /// the published sandbox keys can never verify a live notification.
     pub fn alipay_enabled(&self) -> bool {
         self.pay_mode == PayMode::Sandbox || self.alipay.app_id != SANDBOX_ALIPAY_APP_ID
+    }
+
+    /// Whether the shop's own cashier takes WeChat scans (the Official Account's OAuth, then
+    /// JSAPI): with `cashier = "direct"`, always in sandbox mode, in live mode once
+    /// `wechat.oa_appid` is the shop's own. Otherwise a WeChat scan stays with Ping++'s
+    /// `wx_pub_qr`, as before the shop had a cashier of its own.
+    pub fn wechat_cashier(&self) -> bool {
+        let oa = &self.wechat.oa_appid;
+        self.cashier == Cashier::Direct
+            && (self.pay_mode == PayMode::Sandbox || (!oa.is_empty() && oa != SANDBOX_OA_APPID))
     }
 
     /// The server's IPv4 address for the platforms: `server_ip`, else the bound address

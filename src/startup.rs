@@ -497,7 +497,10 @@ fn request_line(req: &actix_web::dev::ServiceRequest) -> String {
         .query_string()
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("secret") => format!("{k}=<redacted>"),
+            // An AppSecret; a single-use OAuth code is a credential for its five minutes.
+            Some((k, _)) if k.eq_ignore_ascii_case("secret") || k == "code" => {
+                format!("{k}=<redacted>")
+            }
             _ => pair.to_string(),
         })
         .collect::<Vec<_>>()

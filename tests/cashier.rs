@@ -203,21 +203,45 @@ async fn wechat_cashier_pays(version: ApiVersion) {
     assert_eq!(launch_of(&again)["package"], launch["package"]);
     assert_eq!(app.attempts(id).len(), 1);
 
+    // The notification is lost: the page reloaded after WeChat's ok asks WeChat, under the
+    // Official Account's appid (an answer for another appid would not be believed).
+    let prefix = attempts[0].out_trade_no.clone();
+    app.set_faults(serde_json::json!({ "prefix": prefix, "never_deliver": true }))
+        .await;
     let answer = bridge_pay(&app, &phone, &launch).await;
     assert_eq!(answer["err_msg"], "get_brand_wcpay_request:ok", "{answer}");
-    app.wait_for_status(id, 2).await;
-    // The page reloaded after WeChat's ok says so; the PC page's poll reads paid.
-    let (_, _, page) = get(&phone, &format!("{}/home/order/wxcashier?id={no}", app.url)).await;
+    let back = select_attr(&html(&scanned.page), "#wx-pay", "data-return").unwrap();
+    assert!(back.ends_with("&paid=1"), "{back}");
+    let (_, _, page) = get(&phone, &absolute(&app, &back)).await;
     assert_eq!(
         select_text(&html(&page), "#cashier-paid").as_deref(),
         Some("支付成功")
     );
+    assert_eq!(order_status(&app, id), 2);
+    assert!(app
+        .pay_logs(id)
+        .iter()
+        .any(|(kind, _, outcome, _)| kind == "query" && outcome == "paid"));
     let o = app.order_by_no(&no);
     assert_eq!(o.pay_name.as_deref(), Some("微信支付"));
     // Paid once: a second confirmation is refused by WeChat.
     let twice = bridge_pay(&app, &phone, &launch).await;
     assert_eq!(twice["err_msg"], "get_brand_wcpay_request:fail");
     assert_eq!(order_status(&app, id), 2);
+    // A partial refund goes back through WeChat for the Official Account's trade.
+    app.state
+        .gateway()
+        .refund(common::refund_request(id, 100, &format!("RW{id}")))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if order_status(&app, id) == 7 {
+            return;
+        }
+        app.state.gateway().sweep_refunds().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the refund never completed: {}", order_status(&app, id));
 }
 
 #[tokio::test]
@@ -317,7 +341,8 @@ async fn the_bridge_refuses_another_user_a_tampered_sign_and_a_browser_outside_w
         .cookie_store(true)
         .build()
         .unwrap();
-    assert!(!refused(&bridge_pay(&app, &desktop, &launch).await).is_empty());
+    let outside = refused(&bridge_pay(&app, &desktop, &launch).await);
+    assert_eq!(outside, "请在微信客户端中打开");
     assert_eq!(order_status(&app, id), 1, "nothing was paid");
     let ok = bridge_pay(&app, &phone, &launch).await;
     assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
@@ -394,15 +419,23 @@ async fn over_v2_the_phone_cashier_says_how_to_pay_with_wechat() {
     let page = phone_pay_page(&app, &no, PHONE_UA).await;
     assert!(select_attr(&page, "#phone-alipay", "href").is_some());
     assert!(select_attr(&page, "#phone-wechat", "href").is_none());
-    assert!(select_text(&page, "#phone-wechat-hint")
+    assert!(select_text(&page, "#phone-hint")
         .unwrap()
         .contains("在微信中打开"));
-    // In WeChat's own browser the shopper goes to the cashier instead.
+    // In WeChat's own browser: WeChat only (the QR's link, which goes to the cashier), and
+    // how to pay with Alipay; in Alipay's, Alipay only.
     let page = phone_pay_page(&app, &no, WECHAT_UA).await;
     assert_eq!(
         select_attr(&page, "#phone-wechat", "href").unwrap(),
-        format!("/home/order/wxcashier?id={no}")
+        format!("/home/order/qrpay?id={no}")
     );
+    assert!(select_attr(&page, "#phone-alipay", "href").is_none());
+    assert!(select_text(&page, "#phone-hint")
+        .unwrap()
+        .contains("浏览器中打开"));
+    let page = phone_pay_page(&app, &no, common::ALIPAY_UA).await;
+    assert!(select_attr(&page, "#phone-alipay", "href").is_some());
+    assert!(select_attr(&page, "#phone-wechat", "href").is_none());
     // A desktop gets no phone cashier.
     let page = phone_pay_page(&app, &no, "Mozilla/5.0 (X11; Linux x86_64) Chrome/126").await;
     assert!(select_attr(&page, "#phone-alipay", "href").is_none());
@@ -412,4 +445,84 @@ async fn over_v2_the_phone_cashier_says_how_to_pay_with_wechat() {
         .await;
     assert_eq!(status, 200);
     assert!(app.attempts(app.order_by_no(&no).id).is_empty());
+}
+
+#[tokio::test]
+async fn a_snapshot_pages_visitor_cannot_pay() {
+    let app = TestApp::spawn_on(direct(ApiVersion::V2)).await;
+    let (id, no) = pc_order(&app, "wxsnapshot").await;
+    // WeChat gives a Moments snapshot page's visitor a virtual openid (is_snapshotuser).
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let sandbox = format!("{}/sandbox", app.url).parse().unwrap();
+    jar.add_cookie_str("sbx_wx_user=snapshot-visitor; Path=/sandbox", &sandbox);
+    let phone = reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(WECHAT_UA)
+        .build()
+        .unwrap();
+    let mut url = format!("{}/home/order/wxcashier?id={no}", app.url);
+    let mut last = (0, String::new());
+    for _ in 0..4 {
+        let (status, to, body) = get(&phone, &url).await;
+        last = (status, body);
+        if status != 302 {
+            break;
+        }
+        url = absolute(&app, &to);
+    }
+    assert_eq!(last.0, 403, "{}", last.1);
+    assert!(last.1.contains("朋友圈快照页"), "{}", last.1);
+    assert!(
+        app.attempts(id).is_empty(),
+        "no payment for a virtual openid"
+    );
+}
+
+#[tokio::test]
+async fn without_the_shops_own_cashier_the_cashier_pages_do_not_exist() {
+    let app = TestApp::spawn().await;
+    let (_, no) = pc_order(&app, "wxnocashier").await;
+    let (status, _) = app.pc_get(&format!("/home/order/wxcashier?id={no}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.pc_get("/home/order/wxoauth?code=x&state=y").await;
+    assert_eq!(status, 404);
+    // WeChat scans still go to Ping++'s wx_pub_qr.
+    let (status, to, _) = app.open_qr(&no, WECHAT_UA).await;
+    assert_eq!(status, 302);
+    assert!(to.contains("/sandbox/pingpp/phone/"), "{to}");
+}
+
+#[tokio::test]
+async fn an_h5_page_is_shown_again_only_within_its_five_minutes() {
+    let app = TestApp::spawn_on(direct(ApiVersion::V3)).await;
+    let (id, no) = pc_order(&app, "wxh5again").await;
+    let url = format!("{}/home/order/qrpay?id={no}&channel=wx_wap", app.url);
+    let open = || async {
+        let res = app
+            .browser
+            .get(&url)
+            .header("user-agent", PHONE_UA)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 302);
+        location(&res)
+    };
+    let first = open().await;
+    assert_eq!(open().await, first, "the same page within its life");
+    assert_eq!(app.attempts(id).len(), 1);
+    assert_eq!(app.attempts(id)[0].payer.as_deref(), Some("127.0.0.1"));
+    // Four minutes on, the page has less than the reuse margin left: a new one.
+    app.with_conn(|c| {
+        use diesel::prelude::*;
+        use jiesuan::models::schema::pay_attempt::dsl as a;
+        let earlier = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(4);
+        diesel::update(a::pay_attempt.filter(a::order_id.eq(id)))
+            .set(a::created_at.eq(earlier))
+            .execute(c)
+            .unwrap();
+    });
+    assert_ne!(open().await, first);
+    assert_eq!(app.attempts(id).len(), 2);
 }

@@ -43,6 +43,9 @@ pub struct SessionData {
     /// OAuth (snsapi_base): a WeChat browser pays with it without asking again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wx_openid: Option<String>,
+    /// The Official Account `wx_openid` belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wx_appid: Option<String>,
 }
 
 impl SessionData {
@@ -55,6 +58,7 @@ impl SessionData {
             admin: false,
             ver: 0,
             wx_openid: None,
+            wx_appid: None,
         }
     }
 }
@@ -142,9 +146,10 @@ impl Session {
     }
 
     /// Remembers the WeChat payer's openid (Official Account) in this session.
-    pub fn set_wx_openid(&self, openid: &str) {
+    pub fn set_wx_openid(&self, appid: &str, openid: &str) {
         let mut d = self.data.clone();
         d.wx_openid = Some(openid.to_string());
+        d.wx_appid = Some(appid.to_string());
         self.req.extensions_mut().insert(SessionWrite(d));
     }
 

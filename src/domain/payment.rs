@@ -268,8 +268,8 @@ impl Channel {
 
     /// Paid inside the mini-program (its JSAPI payments, Ping++ `wx_lite`): WeChat's
     /// 发货信息管理 holds the merchant's money for such an order until its parcel is
-    /// reported. (`wx_jsapi` is the mini-program's: the shop has no Official Account
-    /// JSAPI payment of its own.)
+    /// reported. (`wx_jsapi` is the mini-program's; the shop's own Official Account JSAPI
+    /// payment is `wx_pub`.)
     pub const fn in_mini_program(self) -> bool {
         matches!(self, Channel::WxJsapi | Channel::WxLite)
     }

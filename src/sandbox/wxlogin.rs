@@ -22,6 +22,9 @@ pub struct LoginCode {
     /// Unix seconds.
     pub issued_at: i64,
     pub used: bool,
+    /// A Moments snapshot page's visitor (朋友圈快照页, a user whose name starts with
+    /// `snapshot`): WeChat hands out a virtual openid with `is_snapshotuser: 1`.
+    pub snapshot: bool,
 }
 
 /// The app a `jscode2session` request must name.
@@ -59,6 +62,7 @@ pub fn issue_code(state: &mut State, appid: &str, user: &str, now: i64) -> Strin
             openid: openid_of(appid, user),
             issued_at: now,
             used: false,
+            snapshot: user.starts_with("snapshot"),
         },
     );
     code
@@ -71,7 +75,7 @@ fn trade_code(
     app: &MiniProgram<'_>,
     q: &CodeExchange<'_>,
     now: i64,
-) -> Result<String, Value> {
+) -> Result<(String, bool), Value> {
     if q.appid != app.appid {
         return Err(json!({"errcode": 40013, "errmsg": "invalid appid"}));
     }
@@ -92,8 +96,9 @@ fn trade_code(
     }
     code.used = true;
     let openid = code.openid.clone();
+    let snapshot = code.snapshot;
     state.openids.insert(openid.clone(), code.appid.clone());
-    Ok(openid)
+    Ok((openid, snapshot))
 }
 
 /// `GET sns/jscode2session`: the openid for a fresh code, or WeChat's errcode (always with
@@ -105,7 +110,7 @@ pub fn jscode2session(
     now: i64,
 ) -> Value {
     match trade_code(state, app, q, now) {
-        Ok(openid) => json!({
+        Ok((openid, _)) => json!({
             "openid": openid,
             "session_key": hex::encode(&Sha256::digest(format!("{openid}:{now}").as_bytes())[..16]),
         }),
@@ -122,13 +127,19 @@ pub fn oauth_access_token(
     now: i64,
 ) -> Value {
     match trade_code(state, app, q, now) {
-        Ok(openid) => json!({
-            "access_token": random_id(64),
-            "expires_in": 7200,
-            "refresh_token": random_id(64),
-            "openid": openid,
-            "scope": "snsapi_base",
-        }),
+        Ok((openid, snapshot)) => {
+            let mut v = json!({
+                "access_token": random_id(64),
+                "expires_in": 7200,
+                "refresh_token": random_id(64),
+                "openid": openid,
+                "scope": "snsapi_base",
+            });
+            if snapshot {
+                v["is_snapshotuser"] = json!(1);
+            }
+            v
+        }
         Err(refusal) => refusal,
     }
 }

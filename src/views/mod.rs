@@ -273,11 +273,14 @@ pub struct WxCashierPage {
     pub amount: String,
     /// `getBrandWCPayRequest`'s parameters as JSON; `None` once the order is past paying.
     pub launch: Option<String>,
+    /// WeChat said the payment went through and the shop has not heard of it yet: the page
+    /// shows 正在确认 and asks again in a moment.
+    pub confirming: bool,
     /// 订单已支付 / 订单已关闭 …: the order is past paying.
     pub ended: Option<String>,
     /// Paid (the ended page says 支付成功).
     pub paid: bool,
-    /// This page, reloaded once WeChat says the payment went through.
+    /// This page once WeChat says the payment went through (`&paid=1`).
     pub self_url: String,
     /// Sandbox mode: the sandbox's stand-in for WeixinJSBridge.
     pub jsbridge_url: Option<String>,
@@ -287,12 +290,12 @@ page!(WxCashierPage, "wxcashier.html");
 /// A phone browser's pay page (`cashier = "direct"`): pay in this browser.
 #[derive(Debug, Serialize)]
 pub struct PhoneCashier {
-    /// 支付宝: wap.pay.
-    pub alipay_url: String,
-    /// 微信支付: the cashier in the WeChat browser, or H5 (APIv3) in another browser.
+    /// 支付宝: wap.pay (not in WeChat's browser).
+    pub alipay_url: Option<String>,
+    /// 微信支付: the cashier in WeChat's browser, or H5 (APIv3) in another browser.
     pub wechat_url: Option<String>,
-    /// Why WeChat cannot pay in this browser, and how to pay with it.
-    pub wechat_hint: Option<String>,
+    /// How to pay with the app this browser cannot pay with.
+    pub hint: Option<String>,
 }
 
 /// A payment of an order as its owner sees it.

@@ -1,9 +1,17 @@
 /* 微信内的收银台：点击 #wx-pay 后用 WeixinJSBridge 的 getBrandWCPayRequest 调起支付，
  * 参数来自按钮的 data-launch（服务端签好的 appId/timeStamp/nonceStr/package/signType/paySign）。
- * 微信返回 ok 后重新打开本页（data-return），由服务端确认订单已支付；取消或失败时说明原因，
- * 可以再次点击。 */
+ * 微信返回 ok 后打开 data-return（本页加 paid=1），由服务端向微信确认订单已支付，
+ * 尚未确认时页面显示“正在确认”并每两秒再问一次；取消或失败时说明原因，可以再次点击。 */
 (function () {
   "use strict";
+  // 已付款、等待商城确认：两秒后再问一次。
+  var confirming = document.getElementById("cashier-confirming");
+  if (confirming) {
+    window.setTimeout(function () {
+      window.location.replace(confirming.getAttribute("data-reload"));
+    }, 2000);
+    return;
+  }
   var button = document.getElementById("wx-pay");
   var status = document.getElementById("cashier-status");
   if (!button || !status) { return; }

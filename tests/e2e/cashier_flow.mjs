@@ -70,7 +70,17 @@ try {
   await phone.click('#phone-alipay');
   await phone.waitForURL(/\/sandbox\/alipay\//);
   await phone.click('#confirm [type=submit]');
-  const phoneResult = await resultOf(phone);
+  await phone.waitForURL(/\/home\/order\/payresult\?order_sn=/, { timeout: 15000 });
+  // Back before the notification, the result page polls and updates by itself.
+  let phoneResult = '';
+  for (let i = 0; i < 30 && phoneResult !== '支付成功'; i++) {
+    try {
+      phoneResult = (await phone.textContent('#result h1')).trim();
+    } catch (e) {
+      // the page was replacing itself
+    }
+    if (phoneResult !== '支付成功') await phone.waitForTimeout(500);
+  }
   await phoneCtx.close();
 
   console.log(JSON.stringify({ wechatNo, wechatPhone, wechatPc, alipayNo, alipayPc, phoneNo, phoneResult }));

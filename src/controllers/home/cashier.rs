@@ -19,10 +19,24 @@ use crate::views::WxCashierPage;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// The cashier page of order `no`.
 pub fn cashier_url(no: &str) -> String {
     format!("/home/order/wxcashier?id={no}")
+}
+
+/// The cashier page of order `no` once WeChat said it was paid.
+fn paid_url(no: &str) -> String {
+    format!("/home/order/wxcashier?id={no}&paid=1")
+}
+
+/// The cashier's pages exist only when the shop takes WeChat itself (`Config::wechat_cashier`).
+fn own_cashier(state: &AppState) -> Result<(), PageError> {
+    match state.config.wechat_cashier() {
+        true => Ok(()),
+        false => Err(PageError::not_found("页面不存在")),
+    }
 }
 
 fn found(to: &str) -> HttpResponse {
@@ -32,11 +46,16 @@ fn found(to: &str) -> HttpResponse {
         .finish()
 }
 
-/// The OAuth `state` for order `no`: the session's CSRF token (32 hex digits) then the
-/// order number, both alphanumeric as WeChat requires. Coming back, the token proves the
-/// code was asked for by this browser, so nobody can plant their openid in a session.
+/// Hex digits of the MAC that starts an OAuth `state`.
+const STATE_MAC_LEN: usize = 16;
+
+/// The OAuth `state` for order `no`: a MAC of the order number under the session's CSRF
+/// token (16 hex digits; the token itself never leaves the page) then the number, all
+/// alphanumeric as WeChat requires. Coming back, the MAC proves the code was asked for by
+/// this browser, so nobody can plant their openid in someone else's session.
 fn oauth_state(session: &Session, no: &str) -> String {
-    format!("{}{no}", session.data.csrf)
+    let digest = Sha256::digest(format!("{}:oauth:{no}", session.data.csrf).as_bytes());
+    format!("{}{no}", &hex::encode(digest)[..STATE_MAC_LEN])
 }
 
 /// The Official Account's authorize URL that comes back to `/home/order/wxoauth`.
@@ -72,11 +91,11 @@ pub async fn oauth_return(
     session: Session,
     q: web::Query<OAuthReturn>,
 ) -> Result<HttpResponse, PageError> {
-    let csrf = &session.data.csrf;
+    own_cashier(&state)?;
     let no = q
         .state
-        .strip_prefix(csrf.as_str())
-        .filter(|no| !csrf.is_empty() && !no.is_empty())
+        .get(STATE_MAC_LEN..)
+        .filter(|no| !no.is_empty() && oauth_state(&session, no) == q.state)
         .ok_or_else(|| PageError::bad_request("授权已过期，请重新扫码。"))?
         .to_string();
     if q.code.is_empty() {
@@ -93,9 +112,12 @@ pub async fn oauth_return(
     let base = state.wechat_login_base();
     match login::oauth_openid(&state.http, &base, &app, &q.code).await {
         Ok(openid) => {
-            session.set_wx_openid(&openid);
+            session.set_wx_openid(&wx.oa_appid, &openid);
             Ok(found(&cashier_url(&no)))
         }
+        Err(login::LoginError::Snapshot { .. }) => Err(PageError::forbidden(
+            "当前是朋友圈快照页，无法支付。请点击页面底部的“前往完整页面”后再付款。",
+        )),
         Err(e @ login::LoginError::Refused { .. }) => {
             log::warn!("wechat oauth refused: {e}");
             Err(PageError::forbidden("微信授权已失效，请重新扫码。"))
@@ -108,6 +130,8 @@ pub async fn oauth_return(
 pub struct CashierQuery {
     #[serde(default)]
     id: String,
+    /// Set by the page once WeChat said the payment went through.
+    paid: Option<String>,
 }
 
 /// `GET /home/order/wxcashier?id=ORDER_SN`: the order with its JSAPI payment, started by
@@ -120,32 +144,42 @@ pub async fn wechat(
     req: HttpRequest,
     q: web::Query<CashierQuery>,
 ) -> Result<HttpResponse, PageError> {
+    own_cashier(&state)?;
     let no = q.id.clone();
     let o = db(&state, move |c| {
         order_rows::find_by_no(c, &no)?.ok_or(ServiceError::OrderNotFound)
     })
     .await?;
-    // A shopper back from paying: the notification may not have come yet, so ask.
-    let o = current(&state, o, Some(chrono::Duration::zero())).await?;
+    // Back from paying: the notification may not have come yet, so ask (rate-limited).
+    let back_from_paying = q.paid.is_some();
+    let ask = back_from_paying.then(chrono::Duration::zero);
+    let o = current(&state, o, ask).await?;
     let mut page = WxCashierPage {
         layout: layout(&session, &cart),
         order_no: o.order_no.clone(),
         snap_name: o.snap_name.clone(),
         amount: Money::from_fen(o.total_price).to_string(),
         launch: None,
+        confirming: false,
         ended: ended(&o),
         paid: !matches!(
             OrderStatus::from_code(o.status),
             Ok(OrderStatus::Unpaid | OrderStatus::Closed) | Err(_)
         ),
-        self_url: cashier_url(&o.order_no),
+        self_url: paid_url(&o.order_no),
         jsbridge_url: state
             .sandbox
             .is_some()
             .then(|| "/sandbox/wechat/jsbridge.js".to_string()),
     };
-    if page.ended.is_none() {
-        let Some(openid) = session.data.wx_openid.clone() else {
+    if page.ended.is_none() && back_from_paying {
+        // WeChat said ok, the shop has not heard yet: the page asks again in a moment.
+        page.confirming = true;
+    } else if page.ended.is_none() {
+        // An openid of another Official Account (the configuration changed) is no use.
+        let oa = state.config.wechat.oa_appid.as_str();
+        let ours = session.data.wx_appid.as_deref() == Some(oa);
+        let Some(openid) = session.data.wx_openid.clone().filter(|_| ours) else {
             return Ok(found(&authorize_url(&state, &session, &o.order_no)));
         };
         let prepared = state

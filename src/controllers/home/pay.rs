@@ -87,23 +87,33 @@ pub fn phone_cashier(state: &AppState, req: &HttpRequest, no: &str) -> Option<Ph
     if state.config.cashier != crate::config::Cashier::Direct || !on_phone(req) {
         return None;
     }
-    let in_wechat = scanner(req) == Some(Channel::WxPubQr);
-    let (wechat_url, wechat_hint) = if in_wechat {
-        (Some(super::cashier::cashier_url(no)), None)
-    } else if wechat_h5(state) {
-        (
-            Some(format!("/home/order/qrpay?id={no}&channel=wx_wap")),
-            None,
-        )
-    } else {
-        let hint = "微信支付请在微信中打开本页面，或在电脑上扫码支付。";
-        (None, Some(hint.to_string()))
+    let hint = |h: &str| Some(h.to_string());
+    let alipay = Some(format!("/home/order/qrpay?id={no}&channel=alipay_wap"));
+    // An app's own browser pays with that app only.
+    let cashier = match scanner(req) {
+        // The QR's link in WeChat: the shop's cashier, or Ping++'s wx_pub_qr without one.
+        Some(Channel::WxPubQr) => PhoneCashier {
+            alipay_url: None,
+            wechat_url: Some(format!("/home/order/qrpay?id={no}")),
+            hint: hint("支付宝支付请点击右上角“…”，选择在浏览器中打开本页面。"),
+        },
+        Some(_) => PhoneCashier {
+            alipay_url: alipay,
+            wechat_url: None,
+            hint: hint("微信支付请在微信中打开本页面。"),
+        },
+        None if wechat_h5(state) => PhoneCashier {
+            alipay_url: alipay,
+            wechat_url: Some(format!("/home/order/qrpay?id={no}&channel=wx_wap")),
+            hint: None,
+        },
+        None => PhoneCashier {
+            alipay_url: alipay,
+            wechat_url: None,
+            hint: hint("微信支付请在微信中打开本页面，或在电脑上扫码支付。"),
+        },
     };
-    Some(PhoneCashier {
-        alipay_url: format!("/home/order/qrpay?id={no}&channel=alipay_wap"),
-        wechat_url,
-        wechat_hint,
-    })
+    Some(cashier)
 }
 
 /// The scanning app, by User-Agent: WeChat or Alipay.
@@ -151,7 +161,7 @@ pub async fn qrpay(
 ) -> Result<HttpResponse, PageError> {
     let direct = state.config.cashier == crate::config::Cashier::Direct;
     // WeChat scanning the shop's own cashier: the payer's openid first, then JSAPI.
-    if direct && scanner(&req) == Some(Channel::WxPubQr) {
+    if state.config.wechat_cashier() && scanner(&req) == Some(Channel::WxPubQr) {
         return Ok(HttpResponse::Found()
             .insert_header((header::LOCATION, super::cashier::cashier_url(&q.id)))
             .finish());
@@ -206,14 +216,12 @@ pub async fn qrpay(
             );
         }
     };
+    let ip = crate::controllers::client_ip(&state, &req);
+    // WeChat binds an H5 page to the address that asked for it: one per address.
+    let payer = (channel == Channel::WxWap).then(|| ip.clone());
     let prepared = state
         .gateway()
-        .prepare(
-            OrderRef::ByNo(o.order_no.clone()),
-            channel,
-            None,
-            crate::controllers::client_ip(&state, &req),
-        )
+        .prepare(OrderRef::ByNo(o.order_no.clone()), channel, payer, ip)
         .await?;
     // A Ping++ charge's credential is an object by channel; Alipay direct's is the
     // precreate code itself, which the Alipay app opens to pay.

@@ -14,6 +14,8 @@ struct Answer {
     openid: Option<String>,
     errcode: Option<i64>,
     errmsg: Option<String>,
+    /// 1: a Moments snapshot page's visitor, whose openid is virtual.
+    is_snapshotuser: Option<i64>,
 }
 
 /// Why a login failed; the text is safe to log (no URL, no secret).
@@ -25,6 +27,10 @@ pub enum LoginError {
     /// An HTTP error status (a proxy or the platform in trouble).
     #[error("{call} answered HTTP {status}")]
     Status { call: &'static str, status: u16 },
+    /// A Moments snapshot page's visitor (`is_snapshotuser`): a virtual openid that cannot
+    /// pay; the page must be opened in full first.
+    #[error("{call}: a snapshot page's visitor")]
+    Snapshot { call: &'static str },
     /// WeChat refused the code (40029 invalid, 40163 already used…).
     #[error("{call} refused the code: errcode {errcode} {errmsg}")]
     Refused {
@@ -63,6 +69,9 @@ async fn exchange(
         return Err(LoginError::Status { call, status });
     }
     let answer: Answer = res.json().await.map_err(transport)?;
+    if answer.is_snapshotuser == Some(1) {
+        return Err(LoginError::Snapshot { call });
+    }
     match (answer.openid, answer.errcode) {
         (Some(openid), None | Some(0)) if !openid.is_empty() => Ok(openid),
         (_, code) => Err(LoginError::Refused {

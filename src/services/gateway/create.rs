@@ -81,7 +81,9 @@ impl Gateway {
             channel,
             provider,
             sign_type: connector.sign_type(),
-            payer: payer.clone(),
+            // Only these bind a payment to one payer (an openid, an H5 page's address);
+            // other channels reuse their attempt whoever asks, as before payers were kept.
+            payer: payer.clone().filter(|_| channel.is_direct_wechat()),
         };
         let (order, attempt, new) = self.begin(which, via).await?;
         if !new {
