@@ -387,6 +387,9 @@ pub struct Config {
     pub callback_alarm_min_confirmations: i64,
     /// How long a call to a payment platform may take before it counts as unanswered.
     pub platform_timeout_seconds: u64,
+    /// The Beijing hour from which the daily reconciliation fetches yesterday's bills (the
+    /// platforms make them in the morning); 24 = never by itself (`jiesuan reconcile`).
+    pub reconcile_hour: u32,
     /// The server's public IPv4 address, sent as `spbill_create_ip` for NATIVE payments and
     /// for shoppers who reach the shop over IPv6 only. Live mode needs it; sandbox mode
     /// falls back to the bound address (or 127.0.0.1).
@@ -433,6 +436,7 @@ impl Default for Config {
             callback_alarm_after_seconds: 1800,
             callback_alarm_min_confirmations: 2,
             platform_timeout_seconds: 10,
+            reconcile_hour: 10,
             server_ip: None,
             trusted_proxies: Vec::new(),
             assets_dir: None,
@@ -467,6 +471,7 @@ impl fmt::Debug for Config {
                 &self.query_pending_after_seconds,
             )
             .field("sweep_interval_seconds", &self.sweep_interval_seconds)
+            .field("reconcile_hour", &self.reconcile_hour)
             .field(
                 "callback_alarm_after_seconds",
                 &self.callback_alarm_after_seconds,
@@ -567,6 +572,9 @@ impl Config {
         }
         if let Some(v) = get("JIESUAN_PLATFORM_TIMEOUT_SECONDS") {
             self.platform_timeout_seconds = num("JIESUAN_PLATFORM_TIMEOUT_SECONDS", v)?;
+        }
+        if let Some(v) = get("JIESUAN_RECONCILE_HOUR") {
+            self.reconcile_hour = num("JIESUAN_RECONCILE_HOUR", v)?;
         }
         if let Some(v) = get("JIESUAN_SWEEP_INTERVAL_SECONDS") {
             self.sweep_interval_seconds = num("JIESUAN_SWEEP_INTERVAL_SECONDS", v)?;
@@ -694,6 +702,9 @@ impl Config {
                     "assets_dir {dir} is not a directory"
                 )));
             }
+        }
+        if self.reconcile_hour > 24 {
+            return bad("reconcile_hour must be between 0 and 23 (Beijing time), or 24 for never");
         }
         if self.shutdown_grace_seconds > 3600 {
             return bad("shutdown_grace_seconds must be at most 3600");

@@ -1,5 +1,5 @@
 //! The `jiesuan` command: `serve` (the default), `migrate`, `create-admin`,
-//! `reset-admin-password`, `backup`, `check-config`.
+//! `reset-admin-password`, `backup`, `check-config`, `reconcile`.
 
 use jiesuan::config::Config;
 use jiesuan::services::{account, seed, ServiceError};
@@ -20,6 +20,10 @@ commands:
                                            the shop runs (MariaDB: mysqldump; PostgreSQL: pg_dump)
   check-config                             validate the configuration, print it (secrets
                                            redacted) and exit 0, or 1 when it is invalid
+  reconcile [--date YYYY-MM-DD] [--provider NAME]
+                                           compare the platforms' bills of a Beijing day
+                                           (default yesterday) with the shop's payments and
+                                           refunds; prints each difference
   help, --help, -h                         this text
 
 Configuration: jiesuan.toml in the working directory (or the file JIESUAN_CONFIG names),
@@ -93,8 +97,77 @@ fn run_command(args: &[String]) -> Result<(), String> {
             println!("password of admin {username} reset; its sessions have ended");
             Ok(())
         }
+        Some("reconcile") => reconcile(config, &args[1..]),
         Some(_) => Err(USAGE.into()),
     }
+}
+
+/// The value after `flag` in `args`, if given.
+fn flag<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1).map(String::as_str)
+}
+
+/// `jiesuan reconcile [--date YYYY-MM-DD] [--provider NAME]`.
+fn reconcile(config: Config, args: &[String]) -> Result<(), String> {
+    let yesterday = chrono::Utc::now()
+        .with_timezone(&jiesuan::domain::shanghai())
+        .date_naive()
+        - chrono::Duration::days(1);
+    let day = match flag(args, "--date") {
+        None => yesterday,
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| format!("--date {d}: expected YYYY-MM-DD"))?,
+    };
+    let only = match flag(args, "--provider") {
+        None => None,
+        Some(p) => Some(
+            jiesuan::domain::Provider::parse(p)
+                .ok_or_else(|| format!("--provider {p}: unknown"))?,
+        ),
+    };
+    let state = build_state(config).map_err(|e| e.to_string())?;
+    let holder = format!("cli-{}", std::process::id());
+    actix_web::rt::System::new().block_on(async move {
+        let gateway = state.gateway();
+        let providers = match only {
+            Some(p) => vec![p],
+            None => gateway.billed_providers(),
+        };
+        for provider in providers {
+            let outcome = gateway
+                .reconcile(day, provider, &holder)
+                .await
+                .map_err(|e| format!("{provider}: {e}"))?;
+            let Some(o) = outcome else {
+                println!("{provider} {day}: another instance is reconciling this day");
+                continue;
+            };
+            let r = &o.run;
+            println!(
+                "{provider} {day}: {} — {} payment(s) {}, {} refund(s) {}, fees {}, {} difference(s){}",
+                r.status,
+                r.payments,
+                jiesuan::domain::Money::from_fen(r.payment_total),
+                r.refunds,
+                jiesuan::domain::Money::from_fen(r.refund_total),
+                jiesuan::services::reconcile::fee_text(r.fee_e5),
+                r.differences,
+                r.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            );
+            for d in &o.differences {
+                println!(
+                    "  {} {} {}: shop {} / platform {}",
+                    d.kind.as_str(),
+                    d.out_trade_no.as_deref().unwrap_or("-"),
+                    d.out_refund_no.as_deref().unwrap_or(""),
+                    d.shop,
+                    d.platform
+                );
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Runs a service on a pooled connection; field errors read as their messages.

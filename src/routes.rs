@@ -239,6 +239,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                 web::post().to(admin::orders::submit_refund),
             )
             .route("/admin/paylog", web::get().to(admin::paylog::list))
+            .route("/admin/reconcile", web::get().to(admin::reconcile::page))
+            .route("/admin/reconcile.csv", web::get().to(admin::reconcile::csv))
+            .route(
+                "/admin/reconcile/run",
+                web::post().to(admin::reconcile::run_day),
+            )
+            .route(
+                "/admin/reconcile/diffs/{id}/resolve",
+                web::post().to(admin::reconcile::resolve),
+            )
             .route("/admin/products", web::get().to(admin::products::list))
             .route(
                 "/admin/products/new",

@@ -260,6 +260,7 @@ fn help_lists_every_command() {
             "reset-admin-password",
             "backup",
             "check-config",
+            "reconcile",
         ] {
             assert!(text.contains(command), "{flag} lists {command}");
         }
@@ -514,4 +515,38 @@ async fn a_request_in_flight_at_sigterm_is_answered_before_the_exit() {
     assert!(answer.contains("\"code\""), "{answer}");
     let status = server.wait_exit();
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn reconcile_runs_a_day_from_the_command_line() {
+    let server = Server::start(&[]).await;
+    let db = sqlite_url(&server.data);
+    let cwd = empty_dir("cwd");
+    let env = [
+        ("DATABASE_URL", db.as_str()),
+        ("JIESUAN_PUBLIC_URL", server.url.as_str()),
+    ];
+    // Today's bill is not made yet: the day is recorded as not ready, and said so.
+    let today = chrono::Utc::now()
+        .with_timezone(&jiesuan::domain::shanghai())
+        .date_naive()
+        .to_string();
+    let out = output(&cwd, &env, &["reconcile", "--date", &today]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("wechat {today}: not_ready")),
+        "{stdout}"
+    );
+    // Yesterday had no trade: a clean, empty day.
+    let out = output(&cwd, &env, &["reconcile"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(": done — 0 payment(s)"), "{stdout}");
+    let out = output(&cwd, &env, &["reconcile", "--date", "2026-13-01"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
 }

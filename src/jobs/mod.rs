@@ -7,6 +7,7 @@ use crate::models::job_lease;
 use crate::services::gateway::Gateway;
 use crate::services::{lifecycle, run};
 use crate::startup::AppState;
+use chrono::Timelike;
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +19,10 @@ pub const TIMEOUT_CLOSE: &str = "timeout_close";
 pub const REFUND_SWEEP: &str = "refund_sweep";
 pub const SHIPPING_UPLOAD: &str = "shipping_upload";
 pub const CALLBACK_HEALTH: &str = "callback_health";
+pub const DAILY_RECONCILE: &str = "daily_reconcile";
+
+/// A bill that was not ready (or could not be fetched) is tried again after this long.
+const RECONCILE_RETRY: chrono::Duration = chrono::Duration::minutes(30);
 
 /// This instance's claim on the jobs: who it is, and how long a lease it takes (one interval).
 pub struct Lease {
@@ -126,11 +131,55 @@ async fn round(
         Ok::<_, String>(if h.degraded { "degraded" } else { "healthy" })
     };
     leased(state, lease, CALLBACK_HEALTH, health).await;
+    let holder = lease.map_or("tick", |l| l.holder.as_str());
+    let bills = daily_reconcile(gateway, state, holder);
+    if let Some(n @ 1..) = leased(state, lease, DAILY_RECONCILE, bills).await {
+        log::info!("jobs: {n} day bill(s) reconciled");
+    }
     (
         confirmed.unwrap_or(0),
         closed.unwrap_or(0),
         refunded.unwrap_or(0),
     )
+}
+
+/// Yesterday's bills, from `reconcile_hour` (Beijing time): each billed platform whose day
+/// has no good run yet is reconciled; one not ready or failed is tried again after
+/// `RECONCILE_RETRY`. Each day's run takes its own lease besides (`Gateway::reconcile`).
+async fn daily_reconcile(
+    gateway: &Gateway,
+    state: &AppState,
+    holder: &str,
+) -> Result<usize, String> {
+    let now = chrono::Utc::now().with_timezone(&crate::domain::shanghai());
+    if now.hour() < state.config.reconcile_hour {
+        return Ok(0);
+    }
+    let day = now.date_naive() - chrono::Duration::days(1);
+    let mut done = 0;
+    for provider in gateway.billed_providers() {
+        let key = day.to_string();
+        let last = run(&state.db, move |c| {
+            Ok(crate::models::recon::run_of(c, &key, provider.as_str())?)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let due = match last {
+            None => true,
+            Some(r) if r.status == "done" => false,
+            Some(r) => r.finished_at + RECONCILE_RETRY < crate::models::now(),
+        };
+        if due
+            && gateway
+                .reconcile(day, provider, holder)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+        {
+            done += 1;
+        }
+    }
+    Ok(done)
 }
 
 /// One round of every job, without leases (tests drive the jobs with it); returns what it did.

@@ -86,3 +86,16 @@ pub fn all(conn: &mut Conn) -> QueryResult<Vec<JobLease>> {
         .select(JobLease::as_select())
         .load(conn)
 }
+
+/// Gives up `holder`'s lease of `name` now (a one-off job that finished: the next caller,
+/// from any instance, may run it again at once).
+pub fn release(conn: &mut Conn, name: &str, holder: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        job_lease::table
+            .filter(job_lease::name.eq(name))
+            .filter(job_lease::holder.eq(holder)),
+    )
+    .set(job_lease::expires_at.eq(now - chrono::Duration::seconds(1)))
+    .execute(conn)?;
+    Ok(())
+}

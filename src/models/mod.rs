@@ -8,6 +8,7 @@ pub mod job_lease;
 pub mod order;
 pub mod pay;
 pub mod product;
+pub mod recon;
 pub mod refund;
 pub mod schema;
 pub mod shipment;

@@ -307,3 +307,46 @@ pub fn dedupe_exists(conn: &mut Conn, key: &str) -> QueryResult<bool> {
     ))
     .get_result(conn)
 }
+
+/// Succeeded attempts of `provider` whose success was recorded in `[from, to)`: the shop's
+/// side of a day's bill.
+pub fn succeeded_between(
+    conn: &mut Conn,
+    provider: &str,
+    from: chrono::NaiveDateTime,
+    to: chrono::NaiveDateTime,
+) -> QueryResult<Vec<PayAttempt>> {
+    pay_attempt::table
+        .filter(pay_attempt::provider.eq(provider))
+        .filter(pay_attempt::status.eq(crate::domain::AttemptStatus::Succeeded.code()))
+        .filter(pay_attempt::updated_at.ge(from))
+        .filter(pay_attempt::updated_at.lt(to))
+        .order(pay_attempt::id.asc())
+        .select(PayAttempt::as_select())
+        .load(conn)
+}
+
+/// Whether the pay log holds a row of `kind` for `out_trade_no` whose outcome starts with
+/// `outcome`.
+pub fn logged_as(
+    conn: &mut Conn,
+    out_trade_no: &str,
+    kind: &str,
+    outcome: &str,
+) -> QueryResult<bool> {
+    let n: i64 = pay_log::table
+        .filter(pay_log::out_trade_no.eq(out_trade_no))
+        .filter(pay_log::kind.eq(kind))
+        .filter(pay_log::outcome.like(format!("{outcome}%")))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+pub fn attempt_by_id(conn: &mut Conn, id: i32) -> QueryResult<Option<PayAttempt>> {
+    pay_attempt::table
+        .find(id)
+        .select(PayAttempt::as_select())
+        .first(conn)
+        .optional()
+}

@@ -200,6 +200,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    recon_run (id) {
+        id -> Integer,
+        bill_date -> Text,
+        provider -> Text,
+        status -> Text,
+        payments -> Integer,
+        payment_total -> BigInt,
+        refunds -> Integer,
+        refund_total -> BigInt,
+        fee_e5 -> BigInt,
+        differences -> Integer,
+        error -> Nullable<Text>,
+        finished_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    recon_diff (id) {
+        id -> Integer,
+        bill_date -> Text,
+        provider -> Text,
+        kind -> Text,
+        out_trade_no -> Nullable<Text>,
+        out_refund_no -> Nullable<Text>,
+        order_id -> Nullable<Integer>,
+        shop_value -> Text,
+        platform_value -> Text,
+        action -> Text,
+        resolved_by -> Nullable<Text>,
+        resolved_note -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(order_event -> orders (order_id));
 diesel::joinable!(shipment -> orders (order_id));
 diesel::joinable!(order_product -> orders (order_id));
@@ -225,4 +261,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     refund,
     order_event,
     shipment,
+    recon_run,
+    recon_diff,
 );

@@ -215,6 +215,11 @@ pub trait Connector: Send + Sync {
 
     /// The launch parameters for a JSAPI prepay id (WeChat); `None` for a platform whose
     /// clients take its own credential instead.
+    /// Whether `trade_bill` fetches anything.
+    fn has_bill(&self) -> bool {
+        false
+    }
+
     /// The platform's trade bill (对账单) of a Beijing day: every payment and refund it
     /// booked that day.
     fn trade_bill(&self, _day: chrono::NaiveDate) -> Call<'_, Result<Bill, BillError>> {

@@ -62,8 +62,11 @@ pub struct Faults {
     /// Alipay: answers go out with `/` escaped as `\/` but signed over the plain text (as
     /// some live answers are: a client verifies the raw text, then the unescaped one).
     pub alipay_escaped_slashes: bool,
-    /// Bills: the trade is left off the day's bill (the platform has no such payment).
+    /// Bills: the platform has no such payment: the trade is left off the day's bill and
+    /// v2's orderquery answers ORDERNOTEXIST (once paid: the shop heard of it before).
     pub bill_omit: bool,
+    /// Bills: the trade's amount on the bill is not a number (a malformed line).
+    pub bill_malformed: bool,
     /// Bills: the trade's amount on the bill is one fen higher than paid.
     pub bill_wrong_amount: bool,
     /// Bills: each refund of the trade is on the bill twice (refunded twice).

@@ -2,8 +2,8 @@
 //! and refunds taken on a Beijing day, as the `ALL` CSV (header, backquoted rows, summary
 //! header and row), written here from the fact sheet and not with the shop's parser. A day
 //! not over yet (sandbox clock) answers `Bill Creating`; a day without trades `No Bill Exist`.
-//! The bill faults (`bill_omit`, `bill_wrong_amount`, `bill_duplicate_refund`) change the
-//! file as a platform's books could differ from the shop's.
+//! The bill faults (`bill_omit`, `bill_wrong_amount`, `bill_duplicate_refund`,
+//! `bill_malformed`) change the file as a platform's books could differ from the shop's.
 
 use super::{Sandbox, WxOrder, WxRefund};
 use crate::payment::wechat::xml::to_xml;
@@ -110,7 +110,11 @@ impl Sandbox {
                 continue;
             }
             let amount = p.order.total_fee + i64::from(f.bill_wrong_amount);
-            lines.push(row(&self.payment_row(p, amount, mch_id)));
+            let mut values = self.payment_row(p, amount, mch_id);
+            if f.bill_malformed {
+                values[24] = "1x8.00".into();
+            }
+            lines.push(row(&values));
             (count, total, fees) = (count + 1, total + amount, fees + fee_e5(amount));
         }
         for r in refunds {

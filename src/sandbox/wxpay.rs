@@ -241,7 +241,11 @@ impl Sandbox {
                 .find(|o| o.transaction_id.as_deref() == Some(t.as_str())),
             None => f.get("out_trade_no").and_then(|n| state.wx.get(n)),
         };
-        let Some(o) = found.cloned() else {
+        // The bill_omit fault: a paid trade the platform has no record of.
+        let lost = |o: &&super::WxOrder| {
+            o.trade_state != "NOTPAY" && state.faults_for(&o.out_trade_no).bill_omit
+        };
+        let Some(o) = found.filter(|o| !lost(o)).cloned() else {
             drop(state);
             return self.business_error(st, "ORDERNOTEXIST", "此交易订单号不存在");
         };

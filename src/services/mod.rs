@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod notify;
 pub mod order;
 pub mod pay;
+pub mod reconcile;
 pub mod refund;
 pub mod seed;
 pub mod shipping;

@@ -35,6 +35,7 @@ pub enum NavSection {
     Orders,
     Paylog,
     Products,
+    Reconcile,
 }
 
 #[derive(Debug, Serialize)]
@@ -476,3 +477,52 @@ pub fn event_words(kind: &str) -> &str {
         other => other,
     }
 }
+
+/// One platform's reconciliation of a day, as the 对账 page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconRunRow {
+    pub provider: String,
+    /// `done`, `not_ready`, `failed`; `status_label` in Chinese.
+    pub status: String,
+    pub status_label: String,
+    pub payments: i32,
+    pub payment_total: String,
+    pub refunds: i32,
+    pub refund_total: String,
+    pub fees: String,
+    pub differences: i32,
+    pub error: Option<String>,
+    pub finished_at: String,
+}
+
+/// One difference found by the reconciliation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconDiffRow {
+    pub id: i32,
+    pub provider: String,
+    pub kind: String,
+    pub kind_label: String,
+    pub order_id: Option<i32>,
+    pub out_trade_no: String,
+    pub out_refund_no: String,
+    pub shop_value: String,
+    pub platform_value: String,
+    /// `applied` (补单) or `alarm`.
+    pub action: String,
+    pub resolved: Option<String>,
+}
+
+/// `/admin/reconcile?date=`: a day's runs per platform and their differences.
+#[derive(Debug, Serialize)]
+pub struct ReconPage {
+    pub layout: AdminLayout,
+    pub date: String,
+    pub runs: Vec<ReconRunRow>,
+    pub diffs: Vec<ReconDiffRow>,
+    /// Earlier days with a run, newest first (links).
+    pub days: Vec<String>,
+    pub csv_url: String,
+    /// The platforms whose bills are fetched.
+    pub providers: Vec<String>,
+}
+page!(ReconPage, "admin/reconcile.html");

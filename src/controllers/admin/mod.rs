@@ -5,6 +5,7 @@ pub mod auth;
 pub mod orders;
 pub mod paylog;
 pub mod products;
+pub mod reconcile;
 
 use super::db;
 use super::error::PageError;
@@ -24,11 +25,12 @@ pub async fn layout(
 ) -> Result<AdminLayout, PageError> {
     let window = chrono::Duration::seconds(state.config.callback_alarm_after_seconds);
     let min = state.config.callback_alarm_min_confirmations;
-    let (health, stranded, refunds) = db(state, move |c| {
+    let (health, stranded, refunds, recon_open) = db(state, move |c| {
         Ok((
             lifecycle::callback_health(c, window, min)?,
             admin::out_of_stock_count(c)?,
             admin::refund_alarms(c)?,
+            crate::models::recon::unresolved_count(c)?,
         ))
     })
     .await?;
@@ -47,6 +49,11 @@ pub async fn layout(
         alarms.push(format!(
             "{} 笔退款异常（退款关闭或退款到账失败），系统不会自动重退，请在商户平台人工处理。",
             refunds.abnormal
+        ));
+    }
+    if recon_open > 0 {
+        alarms.push(format!(
+            "对账发现 {recon_open} 个差异待处理，请到“对账”页核对。"
         ));
     }
     if refunds.paid_twice_today > 0 {

@@ -164,7 +164,7 @@ pub async fn list(
 }
 
 /// A CSV field: quoted when needed, and a leading `= + - @` defused (no formulas in Excel).
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) {
         format!("'{s}")
     } else {
@@ -183,7 +183,7 @@ fn csv_field(s: &str) -> String {
 /// 4.2E+27; a leading tab or apostrophe is kept by Excel but trimmed or shown by Calc.
 /// Only plain `[A-Za-z0-9_]` values are wrapped, so no other formula can be smuggled in;
 /// the result is a whole CSV field, already quoted.
-fn csv_text_id(s: &str) -> String {
+pub(super) fn csv_text_id(s: &str) -> String {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         format!("\"=\"\"{s}\"\"\"")
     } else {

@@ -239,6 +239,10 @@ impl Connector for WechatV2 {
         Box::pin(self.create_trade(req))
     }
 
+    fn has_bill(&self) -> bool {
+        true
+    }
+
     fn trade_bill(
         &self,
         day: chrono::NaiveDate,

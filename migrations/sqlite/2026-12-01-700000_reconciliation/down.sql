@@ -1,0 +1,2 @@
+DROP TABLE recon_diff;
+DROP TABLE recon_run;

@@ -1,0 +1,310 @@
+//! Daily reconciliation against WeChat Pay's bill (v2 `downloadbill` from the sandbox): a
+//! clean day has no difference; each bill fault gives exactly its difference; a payment the
+//! shop missed is applied once (补单), whichever of the bill and a late notification comes
+//! first; a day run again replaces its result without applying twice; two runs at once are
+//! one; a bill not made yet is `not_ready`, a malformed one `failed` naming its line; the
+//! admin 对账 page shows the day, resolves a difference with the admin's name, exports CSV.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{html, order_status, select_text, TestApp};
+use jiesuan::domain::Provider;
+use jiesuan::services::reconcile::{Kind, Outcome};
+use serde_json::{json, Value};
+
+/// Today in Beijing: the day the tests' payments are on.
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&jiesuan::domain::shanghai())
+        .date_naive()
+}
+
+/// A NATIVE order of user `code`, created at the sandbox: (order id, out_trade_no, fen).
+async fn native(app: &TestApp, code: &str) -> (i32, String, i64) {
+    let (_, id, no, amount) = app.native_attempt(code).await;
+    (id, no, amount)
+}
+
+/// Pays `no` at the sandbox and waits for the shop to know.
+async fn pay(app: &TestApp, id: i32, no: &str) {
+    app.sandbox_pay(json!({ "out_trade_no": no })).await;
+    app.wait_for_status(id, 2).await;
+}
+
+/// The sandbox's day ends: yesterday's bill can be made.
+async fn next_day(app: &TestApp) {
+    app.sandbox_control("clock", json!({ "advance_seconds": 86_400 }))
+        .await;
+}
+
+async fn reconcile(app: &TestApp, holder: &str) -> Outcome {
+    app.state
+        .gateway()
+        .reconcile(today(), Provider::Wechat, holder)
+        .await
+        .unwrap()
+        .expect("the day's lease")
+}
+
+/// (kind, out_trade_no) of each difference, sorted.
+fn kinds(o: &Outcome) -> Vec<(&'static str, String)> {
+    let mut v: Vec<_> = o
+        .differences
+        .iter()
+        .map(|d| (d.kind.as_str(), d.out_trade_no.clone().unwrap_or_default()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Refunds `fen` of order `id` and waits until WeChat has done it.
+async fn refund(app: &TestApp, id: i32, fen: i64, no: &str, status: i32) {
+    let gateway = app.state.gateway();
+    gateway
+        .refund(common::refund_request(id, fen, no))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if order_status(app, id) == status {
+            return;
+        }
+        gateway.sweep_refunds().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("refund {no} never completed");
+}
+
+#[tokio::test]
+async fn a_clean_day_has_no_difference_and_counts_payments_refunds_and_fees() {
+    let app = TestApp::spawn().await;
+    let (a, a_no, a_fen) = native(&app, "clean_a").await;
+    let (b, b_no, b_fen) = native(&app, "clean_b").await;
+    pay(&app, a, &a_no).await;
+    pay(&app, b, &b_no).await;
+    refund(&app, b, 100, &format!("RC{b}"), 7).await;
+    // Today's bill is not made yet.
+    let early = reconcile(&app, "early").await;
+    assert_eq!(early.run.status, "not_ready", "{:?}", early.run);
+    next_day(&app).await;
+    let o = reconcile(&app, "clean").await;
+    assert_eq!(o.run.status, "done", "{:?}", o.run);
+    assert!(o.differences.is_empty(), "{:?}", o.differences);
+    assert_eq!((o.run.payments, o.run.payment_total), (2, a_fen + b_fen));
+    assert_eq!((o.run.refunds, o.run.refund_total), (1, 100));
+    // 0.6 %: fen × 6 in 1/100000 yuan, the refund's fee given back.
+    assert_eq!(o.run.fee_e5, (a_fen + b_fen - 100) * 6);
+}
+
+#[tokio::test]
+async fn each_fault_of_the_bill_is_exactly_its_difference() {
+    let app = TestApp::spawn().await;
+    // Paid at WeChat, the notification lost: the shop never heard of it.
+    let (missed, missed_no, _) = native(&app, "f_missed").await;
+    app.set_faults(json!({ "prefix": missed_no, "never_deliver": true }))
+        .await;
+    app.sandbox_pay(json!({ "out_trade_no": missed_no })).await;
+    // Paid in the shop; WeChat has no such payment.
+    let (lost, lost_no, _) = native(&app, "f_lost").await;
+    pay(&app, lost, &lost_no).await;
+    app.set_faults(json!({ "prefix": lost_no, "bill_omit": true }))
+        .await;
+    // WeChat's bill says another amount.
+    let (changed, changed_no, _) = native(&app, "f_changed").await;
+    app.set_faults(json!({ "prefix": changed_no, "bill_wrong_amount": true }))
+        .await;
+    pay(&app, changed, &changed_no).await;
+    // A refund WeChat booked twice.
+    let (twice, twice_no, _) = native(&app, "f_twice").await;
+    app.set_faults(json!({ "prefix": twice_no, "bill_duplicate_refund": true }))
+        .await;
+    pay(&app, twice, &twice_no).await;
+    refund(&app, twice, 100, &format!("RT{twice}"), 7).await;
+    // And one that is right.
+    let (fine, fine_no, _) = native(&app, "f_fine").await;
+    pay(&app, fine, &fine_no).await;
+    assert_eq!(order_status(&app, missed), 1, "the shop has not heard");
+
+    next_day(&app).await;
+    let o = reconcile(&app, "faults").await;
+    assert_eq!(
+        kinds(&o),
+        vec![
+            ("amount_mismatch", changed_no.clone()),
+            ("duplicate_refund", twice_no.clone()),
+            ("missing_in_shop", missed_no.clone()),
+            ("missing_on_platform", lost_no.clone()),
+        ]
+    );
+    let _ = fine;
+    // The missed payment is applied (补单), through apply_payment, once.
+    assert_eq!(order_status(&app, missed), 2);
+    let applied = o
+        .differences
+        .iter()
+        .find(|d| d.kind == Kind::MissingInShop)
+        .unwrap();
+    assert_eq!(applied.order_id, Some(missed));
+    let bill_rows = |app: &TestApp| {
+        app.pay_logs(missed)
+            .into_iter()
+            .filter(|(kind, _, outcome, _)| kind == "bill" && outcome.starts_with("paid"))
+            .count()
+    };
+    assert_eq!(bill_rows(&app), 1);
+
+    // Its notification comes after all: a duplicate, nothing applied again.
+    let attempt = app.attempts(missed).pop().unwrap();
+    let tx = attempt.transaction_no.clone().unwrap();
+    let key = app.state.config.wechat.api_key.clone();
+    let body = common::wechat_notification(&app, &missed_no, attempt.amount, &tx, &key);
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/pay/notify", app.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.text().await.unwrap().contains("SUCCESS"));
+    assert!(app
+        .pay_logs(missed)
+        .iter()
+        .any(|(kind, _, outcome, _)| kind == "notify" && outcome == "duplicate"));
+
+    // Run again: the same differences (the 补单 still listed), nothing applied twice.
+    let again = reconcile(&app, "faults-again").await;
+    assert_eq!(kinds(&again), kinds(&o));
+    assert_eq!(bill_rows(&app), 1);
+    let stored: i64 = app.with_conn(|c| {
+        use diesel::prelude::*;
+        use jiesuan::models::schema::recon_diff::dsl as d;
+        d::recon_diff.count().get_result(c).unwrap()
+    });
+    assert_eq!(stored, 4, "a day run again replaces its differences");
+}
+
+#[tokio::test]
+async fn a_late_notification_before_the_bill_leaves_nothing_to_apply() {
+    let app = TestApp::spawn().await;
+    let (id, no, amount) = native(&app, "late_first").await;
+    app.set_faults(json!({ "prefix": no, "never_deliver": true }))
+        .await;
+    app.sandbox_pay(json!({ "out_trade_no": no })).await;
+    // The query door (or a late notification) finds it first.
+    let tx = {
+        let found = app.state.gateway().query_order(id).await.unwrap();
+        assert_eq!(found.len(), 1);
+        app.attempts(id).pop().unwrap().transaction_no.unwrap()
+    };
+    assert_eq!(order_status(&app, id), 2);
+    let _ = (tx, amount);
+    next_day(&app).await;
+    let o = reconcile(&app, "late").await;
+    assert!(o.differences.is_empty(), "{:?}", o.differences);
+    assert!(!app
+        .pay_logs(id)
+        .iter()
+        .any(|(kind, _, _, _)| kind == "bill"));
+}
+
+#[tokio::test]
+async fn two_instances_reconciling_one_day_run_it_once() {
+    let app = TestApp::spawn().await;
+    let (id, no, _) = native(&app, "twice_run").await;
+    pay(&app, id, &no).await;
+    next_day(&app).await;
+    let day = today();
+    let (g1, g2) = (app.state.gateway(), app.state.gateway());
+    let (a, b) = tokio::join!(
+        g1.reconcile(day, Provider::Wechat, "instance-a"),
+        g2.reconcile(day, Provider::Wechat, "instance-b"),
+    );
+    let ran = [a.unwrap(), b.unwrap()]
+        .iter()
+        .filter(|o| o.is_some())
+        .count();
+    assert_eq!(ran, 1, "one instance holds the day");
+}
+
+#[tokio::test]
+async fn a_malformed_bill_fails_naming_its_line() {
+    let app = TestApp::spawn().await;
+    let (id, no, _) = native(&app, "malformed").await;
+    app.set_faults(json!({ "prefix": no, "bill_malformed": true }))
+        .await;
+    pay(&app, id, &no).await;
+    next_day(&app).await;
+    let o = reconcile(&app, "malformed").await;
+    assert_eq!(o.run.status, "failed");
+    let error = o.run.error.unwrap();
+    assert!(error.contains("line 2"), "{error}");
+}
+
+#[tokio::test]
+async fn the_admin_page_shows_the_day_resolves_a_difference_and_exports_it() {
+    let app = TestApp::spawn().await;
+    let (id, no, _) = native(&app, "admin_recon").await;
+    pay(&app, id, &no).await;
+    app.set_faults(json!({ "prefix": no, "bill_wrong_amount": true }))
+        .await;
+    next_day(&app).await;
+    app.admin_login().await;
+    let day = today().to_string();
+    // 重新对账 runs the day.
+    let csrf = common::select_attr(
+        &html(&app.pc_get(&format!("/admin/reconcile?date={day}")).await.1),
+        "#recon-run input[name=csrf]",
+        "value",
+    )
+    .unwrap();
+    let (status, to, _) = app
+        .pc_post("/admin/reconcile/run", &[("csrf", &csrf), ("date", &day)])
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (
+            303,
+            format!("/admin/reconcile?date={day}&done=run").as_str()
+        )
+    );
+    let (_, page) = app.pc_get(&to).await;
+    let doc = html(&page);
+    assert_eq!(
+        select_text(&doc, "tr.recon-run .recon-payments").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        common::count_matches(&doc, "tr.recon-diff[data-kind=amount_mismatch]"),
+        1
+    );
+    // Every admin page says there is a difference to look at.
+    let (_, dash) = app.pc_get("/admin").await;
+    assert!(dash.contains("对账发现 1 个差异待处理"), "{dash}");
+    let action = common::select_attr(&doc, "form.recon-resolve", "action").unwrap();
+    let (status, _, _) = app
+        .pc_post(&action, &[("csrf", &csrf), ("date", &day), ("note", "")])
+        .await;
+    assert_eq!(status, 400, "a note is required");
+    let (status, _, _) = app
+        .pc_post(
+            &action,
+            &[
+                ("csrf", &csrf),
+                ("date", &day),
+                ("note", "微信账单金额有误，已联系客服"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, page) = app.pc_get(&format!("/admin/reconcile?date={day}")).await;
+    let resolved = select_text(&html(&page), ".recon-resolved").unwrap();
+    assert!(resolved.contains("已联系客服"), "{resolved}");
+    assert!(resolved.contains("boss"), "{resolved}");
+    let (_, dash) = app.pc_get("/admin").await;
+    assert!(!dash.contains("对账发现"), "resolved: no alarm");
+    let (status, csv) = app
+        .pc_get(&format!("/admin/reconcile.csv?date={day}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(csv.contains("支付金额不一致") && csv.contains(&no), "{csv}");
+    let _: Value = json!(null);
+}
