@@ -156,6 +156,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                 .route("/control/refunds", web::get().to(sandbox::refunds))
                 .route("/control/clock", web::post().to(sandbox::advance_clock))
                 .route("/control/forget", web::post().to(sandbox::forget))
+                .route("/control/age", web::post().to(sandbox::age_trades))
                 .route("/control/shipping", web::get().to(sandbox::shipping))
                 .route("/control/tokens", web::get().to(sandbox::tokens))
                 .route(

@@ -31,7 +31,7 @@ async fn two_instances_on_one_database_run_each_job_once_per_interval() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let doc = html(&res.text().await.unwrap());
-    assert_eq!(count_matches(&doc, "#jobs .job-row"), 5);
+    assert_eq!(count_matches(&doc, "#jobs .job-row"), 6);
     let sel =
         scraper::Selector::parse("#jobs .job-row[data-job=timeout_close] .job-outcome").unwrap();
     let outcome: String = doc.select(&sel).next().unwrap().text().collect();

@@ -207,22 +207,64 @@ async fn a_late_notification_before_the_bill_leaves_nothing_to_apply() {
 }
 
 #[tokio::test]
-async fn two_instances_reconciling_one_day_run_it_once() {
+async fn a_day_held_by_another_instance_is_not_run_and_concurrent_runs_apply_once() {
     let app = TestApp::spawn().await;
     let (id, no, _) = native(&app, "twice_run").await;
-    pay(&app, id, &no).await;
+    app.set_faults(json!({ "prefix": no, "never_deliver": true }))
+        .await;
+    app.sandbox_pay(json!({ "out_trade_no": no })).await;
     next_day(&app).await;
     let day = today();
+    // Another instance is reconciling the day: this one does not.
+    let name = format!("reconcile:wechat:{day}");
+    let held = app.with_conn(|c| {
+        let now = chrono::Utc::now().naive_utc();
+        jiesuan::models::job_lease::acquire(
+            c,
+            &name,
+            "instance-a",
+            now,
+            chrono::Duration::minutes(10),
+        )
+        .unwrap()
+    });
+    assert!(held);
+    let gateway = app.state.gateway();
+    let skipped = gateway
+        .reconcile(day, Provider::Wechat, "instance-b")
+        .await
+        .unwrap();
+    assert!(skipped.is_none(), "one instance holds the day");
+    assert_eq!(
+        order_status(&app, id),
+        1,
+        "nothing applied by the skipped run"
+    );
+    app.with_conn(|c| {
+        jiesuan::models::job_lease::release(c, &name, "instance-a", chrono::Utc::now().naive_utc())
+            .unwrap()
+    });
+    // Two at once, in whichever order they get the lease: the payment is applied once, the
+    // day has one result.
     let (g1, g2) = (app.state.gateway(), app.state.gateway());
     let (a, b) = tokio::join!(
-        g1.reconcile(day, Provider::Wechat, "instance-a"),
-        g2.reconcile(day, Provider::Wechat, "instance-b"),
+        g1.reconcile(day, Provider::Wechat, "instance-c"),
+        g2.reconcile(day, Provider::Wechat, "instance-d"),
     );
-    let ran = [a.unwrap(), b.unwrap()]
-        .iter()
-        .filter(|o| o.is_some())
+    assert!(a.unwrap().is_some() || b.unwrap().is_some());
+    assert_eq!(order_status(&app, id), 2);
+    let applied = app
+        .pay_logs(id)
+        .into_iter()
+        .filter(|(kind, _, outcome, _)| kind == "bill" && outcome.starts_with("paid"))
         .count();
-    assert_eq!(ran, 1, "one instance holds the day");
+    assert_eq!(applied, 1);
+    let runs: i64 = app.with_conn(|c| {
+        use diesel::prelude::*;
+        use jiesuan::models::schema::recon_run::dsl as r;
+        r::recon_run.count().get_result(c).unwrap()
+    });
+    assert_eq!(runs, 1);
 }
 
 #[tokio::test]
@@ -307,4 +349,51 @@ async fn the_admin_page_shows_the_day_resolves_a_difference_and_exports_it() {
     assert_eq!(status, 200);
     assert!(csv.contains("支付金额不一致") && csv.contains(&no), "{csv}");
     let _: Value = json!(null);
+}
+
+#[tokio::test]
+async fn an_apiv3_merchant_reconciles_with_its_tradebill() {
+    let mut config = common::test_config(&common::fresh_database_url());
+    config.wechat.api_version = jiesuan::config::ApiVersion::V3;
+    config.wechat.v3_public_key_id = Some(jiesuan::config::SANDBOX_V3_PUBLIC_KEY_ID.into());
+    config.wechat.v3_public_key = Some(jiesuan::config::SANDBOX_V3_PUBLIC_KEY.into());
+    let app = TestApp::spawn_on(config).await;
+    assert_eq!(
+        app.state.gateway().billed_providers(),
+        vec![Provider::WechatV3]
+    );
+    let (paid, paid_no, paid_fen) = native(&app, "v3_paid").await;
+    pay(&app, paid, &paid_no).await;
+    let (missed, missed_no, missed_fen) = native(&app, "v3_missed").await;
+    app.set_faults(json!({ "prefix": missed_no, "never_deliver": true }))
+        .await;
+    app.sandbox_pay(json!({ "out_trade_no": missed_no })).await;
+    assert_eq!(app.attempts(missed)[0].provider, "wechat_v3");
+    let early = app
+        .state
+        .gateway()
+        .reconcile(today(), Provider::WechatV3, "v3-early")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(early.run.status, "not_ready", "STATEMENT_CREATING");
+    // APIv3 answers must be signed within 5 minutes of the shop's clock: the trades move
+    // to yesterday instead of the sandbox's clock to tomorrow.
+    app.sandbox_control("age", json!({ "seconds": 86_400 }))
+        .await;
+    let yesterday = today() - chrono::Duration::days(1);
+    let o = app
+        .state
+        .gateway()
+        .reconcile(yesterday, Provider::WechatV3, "v3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.run.status, "done", "{:?}", o.run);
+    assert_eq!(
+        (o.run.payments, o.run.payment_total),
+        (2, paid_fen + missed_fen)
+    );
+    assert_eq!(kinds(&o), vec![("missing_in_shop", missed_no.clone())]);
+    assert_eq!(order_status(&app, missed), 2);
 }

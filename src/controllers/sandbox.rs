@@ -676,6 +676,21 @@ pub async fn advance_clock(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[derive(Deserialize)]
+pub struct AgeCommand {
+    seconds: i64,
+}
+
+/// `POST /sandbox/control/age {seconds}`: every WeChat trade and refund moves that far into
+/// the past (so today's trades are on yesterday's bill), the clock staying where it is.
+pub async fn age_trades(
+    state: web::Data<AppState>,
+    cmd: web::Json<AgeCommand>,
+) -> Result<HttpResponse, PageError> {
+    sandbox(&state)?.age_trades(cmd.seconds);
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// `POST /sandbox/control/forget`: the sandbox forgets every trade, as after a restart.
 pub async fn forget(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     sandbox(&state)?.forget();
@@ -724,6 +739,9 @@ pub async fn wxpay_v3(
     }
     Ok(if reply.body.is_empty() {
         res.finish()
+    } else if reply.text {
+        res.content_type("text/plain; charset=utf-8")
+            .body(reply.body)
     } else {
         res.content_type("application/json; charset=utf-8")
             .body(reply.body)

@@ -82,6 +82,8 @@ pub fn finish(
 /// Every job's lease and last run, by name.
 pub fn all(conn: &mut Conn) -> QueryResult<Vec<JobLease>> {
     job_lease::table
+        // A day's reconciliation holds a lease of its own; it is not a recurring job.
+        .filter(job_lease::name.not_like("reconcile:%"))
         .order(job_lease::name.asc())
         .select(JobLease::as_select())
         .load(conn)

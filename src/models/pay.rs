@@ -308,16 +308,16 @@ pub fn dedupe_exists(conn: &mut Conn, key: &str) -> QueryResult<bool> {
     .get_result(conn)
 }
 
-/// Succeeded attempts of `provider` whose success was recorded in `[from, to)`: the shop's
+/// Succeeded attempts of `providers` whose success was recorded in `[from, to)`: the shop's
 /// side of a day's bill.
 pub fn succeeded_between(
     conn: &mut Conn,
-    provider: &str,
+    providers: &[&str],
     from: chrono::NaiveDateTime,
     to: chrono::NaiveDateTime,
 ) -> QueryResult<Vec<PayAttempt>> {
     pay_attempt::table
-        .filter(pay_attempt::provider.eq(provider))
+        .filter(pay_attempt::provider.eq_any(providers))
         .filter(pay_attempt::status.eq(crate::domain::AttemptStatus::Succeeded.code()))
         .filter(pay_attempt::updated_at.ge(from))
         .filter(pay_attempt::updated_at.lt(to))

@@ -132,18 +132,18 @@ pub fn retry_at(conn: &mut Conn, id: i32, next: chrono::NaiveDateTime) -> QueryR
     Ok(())
 }
 
-/// Succeeded refunds of `provider`'s payments, completed in `[from, to)`: the shop's side of
+/// Succeeded refunds of `providers`' payments, completed in `[from, to)`: the shop's side of
 /// a day's bill.
 pub fn succeeded_between(
     conn: &mut Conn,
-    provider: &str,
+    providers: &[&str],
     from: chrono::NaiveDateTime,
     to: chrono::NaiveDateTime,
 ) -> QueryResult<Vec<Refund>> {
     use super::schema::pay_attempt;
     refund::table
         .inner_join(pay_attempt::table.on(pay_attempt::id.eq(refund::attempt_id)))
-        .filter(pay_attempt::provider.eq(provider))
+        .filter(pay_attempt::provider.eq_any(providers))
         .filter(refund::status.eq(crate::domain::RefundStatus::Succeeded.code()))
         .filter(refund::updated_at.ge(from))
         .filter(refund::updated_at.lt(to))

@@ -160,6 +160,8 @@ pub struct State {
     pub refunds: HashMap<String, crate::payment::pingpp::Refund>,
     /// WeChat refunds by out_refund_no.
     pub wx_refunds: HashMap<String, WxRefund>,
+    /// APIv3 bill downloads: token -> (the file, when it was made).
+    pub bills: HashMap<String, (String, i64)>,
     /// Charge ids in creation order.
     pub charge_ids: Vec<String>,
     pub rules: Vec<FaultRule>,
@@ -330,6 +332,28 @@ impl Sandbox {
             v3_rotation,
             ..State::default()
         };
+    }
+
+    /// Moves every WeChat trade and refund `seconds` into the past (their bill day with
+    /// them), while the clock stays: an APIv3 client believes only answers signed within 5
+    /// minutes of its own clock, so a test cannot move the clock a day on for a bill.
+    pub fn age_trades(&self, seconds: i64) {
+        let mut st = self.state();
+        let shift = |t: &str| {
+            let at = chrono::NaiveDateTime::parse_from_str(t, "%Y%m%d%H%M%S").ok()?;
+            Some(
+                (at - chrono::Duration::seconds(seconds))
+                    .format("%Y%m%d%H%M%S")
+                    .to_string(),
+            )
+        };
+        for o in st.wx.values_mut() {
+            o.created_at -= seconds;
+            o.time_end = o.time_end.as_deref().and_then(shift);
+        }
+        for r in st.wx_refunds.values_mut() {
+            r.created_at -= seconds;
+        }
     }
 
     /// Counts a refund request of `trade` against the refund_system_errors fault: true when

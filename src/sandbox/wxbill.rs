@@ -44,6 +44,23 @@ fn row(values: &[String]) -> String {
         .join(",")
 }
 
+/// Why a day has no bill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoBill {
+    /// The day is not over (sandbox clock): the bill is still being made.
+    Creating,
+    /// No trade that day.
+    Empty,
+}
+
+/// v2's refusal: FAIL and its message, as XML.
+fn v2_refusal(msg: &str) -> String {
+    to_xml(&crate::payment::wechat::client::params([
+        ("return_code", "FAIL".to_string()),
+        ("return_msg", msg.to_string()),
+    ]))
+}
+
 /// What the bill needs of a paid order.
 struct Paid<'a> {
     order: &'a WxOrder,
@@ -56,27 +73,24 @@ impl Sandbox {
         let (f, _) = self.authenticate(body)?;
         let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
         if !matches!(get("bill_type"), "" | "ALL") {
-            return Err(to_xml(&crate::payment::wechat::client::params([
-                ("return_code", "FAIL".to_string()),
-                ("return_msg", "the sandbox makes ALL bills only".to_string()),
-            ])));
+            return Err(v2_refusal("the sandbox makes ALL bills only"));
         }
-        self.wx_bill(get("bill_date"), get("mch_id"))
+        let Ok(day) = NaiveDate::parse_from_str(get("bill_date"), "%Y%m%d") else {
+            return Err(v2_refusal("invalid bill_date"));
+        };
+        self.wx_bill(day).map_err(|r| {
+            v2_refusal(match r {
+                NoBill::Creating => "Bill Creating",
+                NoBill::Empty => "No Bill Exist",
+            })
+        })
     }
 
-    /// The `ALL` bill of `date` (yyyyMMdd), or WeChat's FAIL XML.
-    pub fn wx_bill(&self, date: &str, mch_id: &str) -> Result<String, String> {
-        let fail = |msg: &str| {
-            Err(to_xml(&crate::payment::wechat::client::params([
-                ("return_code", "FAIL".to_string()),
-                ("return_msg", msg.to_string()),
-            ])))
-        };
-        let Ok(day) = NaiveDate::parse_from_str(date, "%Y%m%d") else {
-            return fail("invalid bill_date");
-        };
+    /// The merchant's `ALL` bill of `day` (v2 and APIv3 give the same file), or why none.
+    pub fn wx_bill(&self, day: NaiveDate) -> Result<String, NoBill> {
+        let mch_id = self.wechat_mch_id.as_str();
         if day >= beijing(self.now()).date() {
-            return fail("Bill Creating");
+            return Err(NoBill::Creating);
         }
         let state = self.state();
         let paid_at = |o: &WxOrder| {
@@ -133,7 +147,7 @@ impl Sandbox {
             }
         }
         if count == 0 {
-            return fail("No Bill Exist");
+            return Err(NoBill::Empty);
         }
         lines.push(SUMMARY.to_string());
         lines.push(row(&[

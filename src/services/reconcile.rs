@@ -155,6 +155,26 @@ fn diff(
     }
 }
 
+/// Whether the attempt's payments are on `provider`'s bill (WeChat's v2 and APIv3 are one
+/// merchant's one bill).
+fn same_bill(a: &PayAttempt, provider: Provider) -> bool {
+    Provider::parse(&a.provider).is_some_and(|p| p.id_space() == provider.id_space())
+}
+
+/// The providers whose payments one bill of `provider` holds.
+fn bill_family(provider: Provider) -> Vec<&'static str> {
+    [
+        Provider::Wechat,
+        Provider::WechatV3,
+        Provider::Pingpp,
+        Provider::Alipay,
+    ]
+    .into_iter()
+    .filter(|p| p.id_space() == provider.id_space())
+    .map(Provider::as_str)
+    .collect()
+}
+
 /// The pay log's raw body for a bill line.
 fn line_text(l: &BillLine) -> String {
     format!(
@@ -175,7 +195,7 @@ fn compare_payment(
     l: &BillLine,
 ) -> Result<Option<Difference>, ServiceError> {
     let no = l.out_trade_no.as_str();
-    let Some(a) = pay::attempt(conn, no)?.filter(|a| a.provider == provider.as_str()) else {
+    let Some(a) = pay::attempt(conn, no)?.filter(|a| same_bill(a, provider)) else {
         return Ok(Some(diff(
             Kind::UnknownTrade,
             Some(no),
@@ -210,7 +230,8 @@ fn compare_payment(
         return Ok(None);
     }
     let proof = Proof {
-        provider,
+        // The attempt's own provider: v2 and APIv3 payments share one WeChat bill.
+        provider: Provider::parse(&a.provider).unwrap_or(provider),
         out_trade_no: no.to_string(),
         payment_id: l.payment_id.clone(),
         transaction_no: l.payment_id.clone(),
@@ -335,7 +356,8 @@ fn compare(
     differences.extend(compare_refunds(conn, &refunds)?);
     let billed: std::collections::HashSet<&str> =
         payments.iter().map(|l| l.out_trade_no.as_str()).collect();
-    let missing = crate::models::pay::succeeded_between(conn, provider.as_str(), from, to)?
+    let family = bill_family(provider);
+    let missing = crate::models::pay::succeeded_between(conn, &family, from, to)?
         .into_iter()
         .filter(|a| !billed.contains(a.out_trade_no.as_str()))
         .collect();
@@ -343,7 +365,7 @@ fn compare(
         .iter()
         .filter_map(|l| l.out_refund_no.as_deref())
         .collect();
-    for r in refund_rows::succeeded_between(conn, provider.as_str(), from, to)? {
+    for r in refund_rows::succeeded_between(conn, &family, from, to)? {
         if !refunded.contains(r.out_refund_no.as_str()) {
             let a = crate::models::pay::attempt_by_id(conn, r.attempt_id)?;
             let mut d = diff(
@@ -411,8 +433,13 @@ impl Gateway {
     /// The platforms whose bills the shop fetches: WeChat Pay (v2's bill holds every
     /// payment of the merchant, APIv3's too) and, when configured, the others that can.
     pub fn billed_providers(&self) -> Vec<Provider> {
-        let mut out = vec![Provider::Wechat];
-        out.extend(self.wechat_v3.as_ref().map(|_| Provider::WechatV3));
+        // One bill per WeChat Pay merchant, v2 and APIv3 payments alike: APIv3's tradebill
+        // when the shop speaks it (an APIv3 merchant may have no v2 key), else v2's.
+        let wechat = match self.wechat_v3 {
+            Some(_) => Provider::WechatV3,
+            None => Provider::Wechat,
+        };
+        let mut out = vec![wechat];
         out.extend(self.alipay.as_ref().map(|_| Provider::Alipay));
         out.retain(|p| self.connector(*p).is_ok_and(|c| c.has_bill()));
         out

@@ -12,12 +12,14 @@ use super::wire::{
     check_out_refund_no, check_out_trade_no, prepay_body, refund_body, ErrorBody, Prepared, Prepay,
     PrepayAnswer, Refund, RefundRequest, TradeType, Transaction,
 };
+use crate::payment::bill::BillError;
 use crate::payment::pingpp::sign::RsaPrivateKey;
 use crate::payment::transport_error;
 use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
+use sha1::Digest;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -26,6 +28,8 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// Answers larger than this are not read.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// The largest bill file read (a day of a few hundred thousand trades).
+pub const MAX_BILL_BYTES: usize = 256 << 20;
 
 const UA: &str = concat!(
     "jiesuan/",
@@ -140,6 +144,18 @@ impl WxPayV3 {
         path_and_query: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Raw, V3Error> {
+        self.send_up_to(method, path_and_query, body, MAX_ANSWER_BYTES)
+            .await
+    }
+
+    /// As `send`, reading an answer of at most `limit` bytes.
+    async fn send_up_to(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Raw, V3Error> {
         let url = reqwest::Url::parse(&format!("{}{path_and_query}", self.base))
             .map_err(|e| V3Error::Invalid(format!("URL: {e}")))?;
         // What is signed is what is sent, as the platform sees it: the path and query as
@@ -195,9 +211,7 @@ impl WxPayV3 {
             .get("Request-ID")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let too_large = res
-            .content_length()
-            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64);
+        let too_large = res.content_length().is_some_and(|n| n > limit as u64);
         let answer = if too_large {
             Vec::new()
         } else {
@@ -210,7 +224,7 @@ impl WxPayV3 {
             response_body: String::from_utf8_lossy(&answer).into_owned(),
             request_id,
         };
-        if too_large || answer.len() > MAX_ANSWER_BYTES {
+        if too_large || answer.len() > limit {
             return Err(V3Error::BadAnswer {
                 status,
                 why: "answer too large".into(),
@@ -378,6 +392,57 @@ impl WxPayV3 {
         self.call(Method::GET, &path, None).await
     }
 
+    /// `GET /v3/bill/tradebill?bill_date=&bill_type=ALL`, then the file at its
+    /// `download_url` (asked for with a signed request like any other; WeChat does not sign
+    /// the file, so it is believed only if its SHA1 is the verified answer's `hash_value`).
+    /// `STATEMENT_CREATING`: not made yet; `NO_STATEMENT_EXIST`: no trade that day.
+    pub async fn trade_bill(&self, day: chrono::NaiveDate) -> Result<String, BillError> {
+        let path = format!("/v3/bill/tradebill?bill_date={day}&bill_type=ALL");
+        let answer: Answer<BillAnswer> = match self.call(Method::GET, &path, None).await {
+            Ok(a) => a,
+            Err(e) => {
+                return Err(match e.platform().map(|p| p.code.as_str()) {
+                    Some("STATEMENT_CREATING") => BillError::NotReady(e.to_string()),
+                    Some("NO_STATEMENT_EXIST") => BillError::Empty,
+                    _ => BillError::Failed(format!("tradebill: {e}")),
+                })
+            }
+        };
+        let a = answer.value;
+        if !a.hash_type.eq_ignore_ascii_case("SHA1") {
+            return Err(BillError::Failed(format!(
+                "tradebill: hash_type {}",
+                a.hash_type
+            )));
+        }
+        // The file lives below the same base as every other path of the API.
+        let file = a
+            .download_url
+            .strip_prefix(self.base.trim_end_matches('/'))
+            .filter(|p| p.starts_with("/v3/billdownload/file?"))
+            .ok_or_else(|| {
+                BillError::Failed(format!("tradebill: download_url {}", a.download_url))
+            })?;
+        let raw = self
+            .send_up_to(Method::GET, file, None, MAX_BILL_BYTES)
+            .await
+            .map_err(|e| BillError::Failed(format!("bill download: {e}")))?;
+        if raw.status != 200 {
+            return Err(BillError::Failed(format!(
+                "bill download answered HTTP {}",
+                raw.status
+            )));
+        }
+        let digest = hex::encode(sha1::Sha1::digest(&raw.body));
+        if !digest.eq_ignore_ascii_case(&a.hash_value) {
+            return Err(BillError::Failed(
+                "bill download: the file's SHA1 is not the hash_value".into(),
+            ));
+        }
+        String::from_utf8(raw.body)
+            .map_err(|_| BillError::Failed("bill download: not UTF-8".into()))
+    }
+
     /// `GET /v3/certificates` into the verifier's set (see `CertificateSet::accept_download`);
     /// how many serials were new. Store `verifier().certificate_set().to_json()` after.
     pub async fn refresh_certificates(&self) -> Result<usize, V3Error> {
@@ -433,4 +498,12 @@ impl WxPayV3 {
         let verifier = self.verifier.read().unwrap_or_else(|p| p.into_inner());
         parse_notification(&verifier, &self.api_v3_key, headers, body, self.now())
     }
+}
+
+/// `GET /v3/bill/tradebill`'s answer.
+#[derive(Debug, serde::Deserialize)]
+struct BillAnswer {
+    hash_type: String,
+    hash_value: String,
+    download_url: String,
 }

@@ -223,6 +223,20 @@ impl Connector for WechatV3 {
         Box::pin(self.create_trade(req))
     }
 
+    fn has_bill(&self) -> bool {
+        true
+    }
+
+    fn trade_bill(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Call<'_, Result<crate::payment::bill::Bill, crate::payment::bill::BillError>> {
+        Box::pin(async move {
+            let text = self.client.trade_bill(day).await?;
+            crate::payment::wechat::bill::parse(&text)
+        })
+    }
+
     fn jsapi_launch(
         &self,
         channel: Channel,

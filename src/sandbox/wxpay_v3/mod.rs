@@ -242,6 +242,8 @@ pub struct Request<'a> {
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    /// A bill file: plain text, not JSON.
+    pub text: bool,
     pub headers: Vec<(&'static str, String)>,
     pub hang_ms: u64,
 }
@@ -300,6 +302,8 @@ enum Route {
     Refund,
     RefundQuery(String),
     Certificates,
+    TradeBill,
+    BillFile,
 }
 
 /// `%XX` escapes of a path segment decoded (`|` may come as `%7C`); None if not UTF-8.
@@ -333,6 +337,8 @@ fn route(method: &str, path: &str) -> Option<Route> {
         ("POST", ["refund", "domestic", "refunds"]) => Route::Refund,
         ("GET", ["refund", "domestic", "refunds", _]) => Route::RefundQuery(seg(3)?),
         ("GET", ["certificates"]) => Route::Certificates,
+        ("GET", ["bill", "tradebill"]) => Route::TradeBill,
+        ("GET", ["billdownload", "file"]) => Route::BillFile,
         _ => return None,
     })
 }
@@ -413,6 +419,23 @@ fn clean_json(v: &Value) -> bool {
 impl Sandbox {
     /// Answers one APIv3 request.
     pub fn v3_handle(self: &Arc<Self>, req: &Request) -> Reply {
+        let (path, query) = req.target.split_once('?').unwrap_or((req.target, ""));
+        if matches!(route(req.method, path), Some(Route::BillFile)) {
+            let (status, body) = match self.v3_bill_file(req, query) {
+                Ok(text) => (200, text),
+                Err(e) => (
+                    e.status,
+                    json!({"code": e.code, "message": e.message}).to_string(),
+                ),
+            };
+            return Reply {
+                status,
+                text: status == 200,
+                body,
+                headers: Vec::new(),
+                hang_ms: 0,
+            };
+        }
         let (done, trade) = match self.v3_answer(req) {
             Ok(d) => {
                 let trade = d.trade.clone();
@@ -434,9 +457,61 @@ impl Sandbox {
         Reply {
             status: done.status,
             body,
+            text: false,
             headers,
             hang_ms: done.hang_ms,
         }
+    }
+
+    /// `GET /v3/billdownload/file?token=`: the bill file a tradebill answer pointed to,
+    /// for five minutes; WeChat does not sign it (its SHA1 was in the signed answer).
+    fn v3_bill_file(&self, req: &Request, query: &str) -> Result<String, V3Error> {
+        self.v3_authenticate(req)?;
+        let q: std::collections::HashMap<String, String> =
+            serde_urlencoded::from_str(query).unwrap_or_default();
+        let token = q.get("token").map(String::as_str).unwrap_or_default();
+        let now = self.now();
+        let state = self.state();
+        match state.bills.get(token) {
+            Some((text, made)) if now - made <= 300 => Ok(text.clone()),
+            _ => Err(err(404, "RESOURCE_NOT_EXISTS", "账单下载链接无效或已过期")),
+        }
+    }
+
+    /// `GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL`: the day's bill's SHA1
+    /// and where to download it.
+    fn v3_trade_bill(
+        &self,
+        query: &std::collections::HashMap<String, String>,
+    ) -> Result<Done, V3Error> {
+        let date = query
+            .get("bill_date")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .map_err(|_| param("bill_date 格式应为 YYYY-MM-DD"))?;
+        if !matches!(
+            query.get("bill_type").map(String::as_str),
+            None | Some("ALL")
+        ) {
+            return Err(param("沙箱只生成 ALL 类型的账单"));
+        }
+        let text = self.wx_bill(day).map_err(|why| match why {
+            super::wxbill::NoBill::Creating => {
+                err(400, "STATEMENT_CREATING", "账单生成中，请稍后再试")
+            }
+            super::wxbill::NoBill::Empty => err(400, "NO_STATEMENT_EXIST", "账单文件不存在"),
+        })?;
+        use sha1::Digest;
+        let hash = hex::encode(sha1::Sha1::digest(text.as_bytes()));
+        let token = random_id(32);
+        let now = self.now();
+        self.state().bills.insert(token.clone(), (text, now));
+        let url = format!("{}/wxpay/v3/billdownload/file?token={token}", self.base_url);
+        Ok(ok(
+            json!({"hash_type": "SHA1", "hash_value": hash, "download_url": url}),
+            "",
+        ))
     }
 
     fn v3_answer(self: &Arc<Self>, req: &Request) -> Result<Done, V3Error> {
@@ -472,6 +547,8 @@ impl Sandbox {
             Route::Refund => self.v3_refund(&body()?),
             Route::RefundQuery(rno) => self.v3_refund_query(&rno),
             Route::Certificates => self.v3_certificates(),
+            Route::TradeBill => self.v3_trade_bill(&query),
+            Route::BillFile => Err(err(404, "RESOURCE_NOT_EXISTS", "请求的资源不存在")),
         }
     }
 
