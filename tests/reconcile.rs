@@ -343,6 +343,14 @@ async fn the_admin_page_shows_the_day_resolves_a_difference_and_exports_it() {
     assert!(resolved.contains("boss"), "{resolved}");
     let (_, dash) = app.pc_get("/admin").await;
     assert!(!dash.contains("对账发现"), "resolved: no alarm");
+    // 重新对账 finds it again: it stays resolved, with its note.
+    let (status, _, _) = app
+        .pc_post("/admin/reconcile/run", &[("csrf", &csrf), ("date", &day)])
+        .await;
+    assert_eq!(status, 303);
+    let (_, page) = app.pc_get(&format!("/admin/reconcile?date={day}")).await;
+    let again = select_text(&html(&page), ".recon-resolved").unwrap();
+    assert_eq!(again, resolved);
     let (status, csv) = app
         .pc_get(&format!("/admin/reconcile.csv?date={day}"))
         .await;

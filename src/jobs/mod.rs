@@ -143,9 +143,9 @@ async fn round(
     )
 }
 
-/// Yesterday's bills, from `reconcile_hour` (Beijing time): each billed platform whose day
-/// has no good run yet is reconciled; one not ready or failed is tried again after
-/// `RECONCILE_RETRY`. Each day's run takes its own lease besides (`Gateway::reconcile`).
+/// The last three days' bills, from `reconcile_hour` (Beijing time): each billed platform
+/// whose day has no good run yet is reconciled; one not ready or failed is tried again
+/// after `RECONCILE_RETRY`. Each day's run takes its own lease besides (`Gateway::reconcile`).
 async fn daily_reconcile(
     gateway: &Gateway,
     state: &AppState,
@@ -155,9 +155,16 @@ async fn daily_reconcile(
     if now.hour() < state.config.reconcile_hour {
         return Ok(0);
     }
-    let day = now.date_naive() - chrono::Duration::days(1);
     let mut done = 0;
-    for provider in gateway.billed_providers() {
+    // Yesterday, and the two days before in case the shop was down.
+    let mut due = Vec::new();
+    for n in 1..=3 {
+        let day = now.date_naive() - chrono::Duration::days(n);
+        for provider in gateway.billed_providers() {
+            due.push((day, provider));
+        }
+    }
+    for (day, provider) in due {
         let key = day.to_string();
         let last = run(&state.db, move |c| {
             Ok(crate::models::recon::run_of(c, &key, provider.as_str())?)
@@ -169,14 +176,15 @@ async fn daily_reconcile(
             Some(r) if r.status == "done" => false,
             Some(r) => r.finished_at + RECONCILE_RETRY < crate::models::now(),
         };
-        if due
-            && gateway
-                .reconcile(day, provider, holder)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_some()
-        {
-            done += 1;
+        if !due {
+            continue;
+        }
+        // A failure is recorded on the day (tried again after RECONCILE_RETRY); the other
+        // days and platforms go on.
+        match gateway.reconcile(day, provider, holder).await {
+            Ok(Some(_)) => done += 1,
+            Ok(None) => {}
+            Err(e) => log::warn!("reconciliation of {provider} {day} failed: {e}"),
         }
     }
     Ok(done)

@@ -326,18 +326,17 @@ pub fn succeeded_between(
         .load(conn)
 }
 
-/// Whether the pay log holds a row of `kind` for `out_trade_no` whose outcome starts with
-/// `outcome`.
+/// Whether the pay log holds a row of `kind` for `out_trade_no` with one of `outcomes`.
 pub fn logged_as(
     conn: &mut Conn,
     out_trade_no: &str,
     kind: &str,
-    outcome: &str,
+    outcomes: &[&str],
 ) -> QueryResult<bool> {
     let n: i64 = pay_log::table
         .filter(pay_log::out_trade_no.eq(out_trade_no))
         .filter(pay_log::kind.eq(kind))
-        .filter(pay_log::outcome.like(format!("{outcome}%")))
+        .filter(pay_log::outcome.eq_any(outcomes))
         .count()
         .get_result(conn)?;
     Ok(n > 0)

@@ -60,13 +60,28 @@ pub struct NewDiff {
     pub shop_value: String,
     pub platform_value: String,
     pub action: String,
+    pub resolved_by: Option<String>,
+    pub resolved_note: Option<String>,
+    pub resolved_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
 }
 
 /// Replaces the run of (`run.bill_date`, `run.provider`) and its differences.
+/// A difference found again keeps its resolution (who, when, the note).
 pub fn replace(conn: &mut Conn, run: &ReconRun, diffs: &[NewDiff]) -> QueryResult<()> {
     let day = recon_diff::bill_date.eq(&run.bill_date);
     let provider = recon_diff::provider.eq(&run.provider);
+    let resolved: Vec<ReconDiff> = recon_diff::table
+        .filter(day)
+        .filter(provider)
+        .filter(recon_diff::resolved_at.is_not_null())
+        .select(ReconDiff::as_select())
+        .load(conn)?;
+    let same = |old: &ReconDiff, new: &NewDiff| {
+        old.kind == new.kind
+            && old.out_trade_no == new.out_trade_no
+            && old.out_refund_no == new.out_refund_no
+    };
     diesel::delete(recon_diff::table.filter(day).filter(provider)).execute(conn)?;
     diesel::delete(
         recon_run::table
@@ -78,8 +93,14 @@ pub fn replace(conn: &mut Conn, run: &ReconRun, diffs: &[NewDiff]) -> QueryResul
         .values(run)
         .execute(conn)?;
     for d in diffs {
+        let mut d = d.clone();
+        if let Some(old) = resolved.iter().find(|old| same(old, &d)) {
+            d.resolved_by = old.resolved_by.clone();
+            d.resolved_note = old.resolved_note.clone();
+            d.resolved_at = old.resolved_at;
+        }
         diesel::insert_into(recon_diff::table)
-            .values(d)
+            .values(&d)
             .execute(conn)?;
     }
     Ok(())

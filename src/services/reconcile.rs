@@ -45,6 +45,8 @@ pub enum Kind {
     RefundAmountMismatch,
     /// A refund of a number the shop never made.
     UnknownRefund,
+    /// Paid at the platform, known to the shop, yet not on its attempt.
+    Unapplied,
 }
 
 impl Kind {
@@ -59,6 +61,7 @@ impl Kind {
             Kind::RefundMissingOnPlatform => "refund_missing_on_platform",
             Kind::RefundAmountMismatch => "refund_amount_mismatch",
             Kind::UnknownRefund => "unknown_refund",
+            Kind::Unapplied => "unapplied",
         }
     }
 
@@ -74,6 +77,7 @@ impl Kind {
             "refund_missing_on_platform" => "商城已退款，平台账单中没有",
             "refund_amount_mismatch" => "退款金额不一致",
             "unknown_refund" => "平台有，商城无此退款",
+            "unapplied" => "平台已支付，商城未能入账",
             _ => "其他差异",
         }
     }
@@ -103,6 +107,13 @@ pub struct Difference {
 pub struct Outcome {
     pub run: ReconRun,
     pub differences: Vec<Difference>,
+}
+
+/// Today in Beijing.
+fn beijing_today() -> NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&crate::domain::shanghai())
+        .date_naive()
 }
 
 /// The UTC bounds of a Beijing day, as the shop's timestamps are kept.
@@ -217,7 +228,8 @@ fn compare_payment(
             )));
         }
         // Applied by an earlier run of this door: still this day's 补单.
-        if crate::models::pay::logged_as(conn, no, BILL, "paid")? {
+        const PAID: [&str; 4] = ["paid", "late_paid", "paid_out_of_stock", "paid_twice"];
+        if crate::models::pay::logged_as(conn, no, BILL, &PAID)? {
             let d = diff(
                 Kind::MissingInShop,
                 Some(no),
@@ -255,8 +267,14 @@ fn compare_payment(
                 yuan(expected),
                 yuan(l.amount),
             )),
-            // Another door applied it a moment ago: nothing differs any more.
-            pay::Applied::Duplicate => None,
+            // Another door applied it a moment ago: nothing differs any more, unless the
+            // money found no way onto the attempt (one that failed at creation, say).
+            pay::Applied::Duplicate => pay::attempt(conn, no)?
+                .filter(|now| now.status != AttemptStatus::Succeeded.code())
+                .map(|now| {
+                    let shop = format!("{}（未入账）", attempt_state(&now));
+                    diff(Kind::Unapplied, Some(no), order, shop, yuan(l.amount))
+                }),
             pay::Applied::UnknownTrade => Some(diff(
                 Kind::UnknownTrade,
                 Some(no),
@@ -366,6 +384,11 @@ fn compare(
         .filter_map(|l| l.out_refund_no.as_deref())
         .collect();
     for r in refund_rows::succeeded_between(conn, &family, from, to)? {
+        // Asked for before the day: the platform may have booked it on an earlier day's
+        // bill, where it was compared (the shop learns of a refund's end later than it).
+        if r.created_at < from {
+            continue;
+        }
         if !refunded.contains(r.out_refund_no.as_str()) {
             let a = crate::models::pay::attempt_by_id(conn, r.attempt_id)?;
             let mut d = diff(
@@ -425,6 +448,9 @@ fn new_diff(run: &ReconRun, d: &Difference) -> NewDiff {
         shop_value: clip(&d.shop),
         platform_value: clip(&d.platform),
         action: d.kind.action().into(),
+        resolved_by: None,
+        resolved_note: None,
+        resolved_at: None,
         created_at: run.finished_at,
     }
 }
@@ -455,7 +481,9 @@ impl Gateway {
         provider: Provider,
         holder: &str,
     ) -> Result<Option<Outcome>, ServiceError> {
-        let (name, who) = (format!("reconcile:{provider}:{day}"), holder.to_string());
+        // One holder per call: two tabs of one admin do not share the day's lease.
+        let who = format!("{holder}-{:08x}", rand::random::<u32>());
+        let name = format!("reconcile:{provider}:{day}");
         let (n, w) = (name.clone(), who.clone());
         let taken = run(&self.db, move |c| {
             Ok(job_lease::acquire(c, &n, &w, crate::models::now(), LEASE)?)
@@ -464,7 +492,15 @@ impl Gateway {
         if !taken {
             return Ok(None);
         }
-        let outcome = self.reconcile_held(day, provider).await;
+        let outcome = match self.reconcile_held(day, provider).await {
+            // Unreachable, a database error…: the day says so, and is tried again later.
+            Err(e) => {
+                let failure = BillError::Failed(e.to_string());
+                let _ = self.record_failure(day, provider, &failure).await;
+                Err(e)
+            }
+            ok => ok,
+        };
         let released = run(&self.db, move |c| {
             Ok(job_lease::release(c, &name, &who, crate::models::now())?)
         })
@@ -482,9 +518,13 @@ impl Gateway {
         provider: Provider,
     ) -> Result<Outcome, ServiceError> {
         let connector = self.connect(provider).await?;
+        let mut no_bill = false;
         let bill = match connector.trade_bill(day).await {
             Ok(b) => b,
-            Err(BillError::Empty) => Bill::default(),
+            Err(BillError::Empty) => {
+                no_bill = true;
+                Bill::default()
+            }
             Err(BillError::Unsupported) => {
                 let why = format!("{provider} has no bill download");
                 return Err(ServiceError::Gateway(why));
@@ -493,12 +533,31 @@ impl Gateway {
         };
         let b = bill.clone();
         let compared = run(&self.db, move |c| compare(c, provider, day, &b)).await?;
+        // "No bill" while the shop has payments that day: a bill not made yet (the platforms
+        // do not always say which), tried again later; an older day is compared as it is.
+        let yesterday = beijing_today() - chrono::Duration::days(1);
+        if no_bill && !compared.missing.is_empty() && day >= yesterday {
+            let why = format!(
+                "no bill yet, and {} payment(s) in the shop",
+                compared.missing.len()
+            );
+            return self
+                .record_failure(day, provider, &BillError::NotReady(why))
+                .await;
+        }
         let mut differences = compared.differences;
+        let (from, to) = utc_bounds(day);
+        let near_midnight = |t: chrono::NaiveDateTime| {
+            let hour = chrono::Duration::hours(1);
+            t < from + hour || t >= to - hour
+        };
         for a in compared.missing {
-            // On another day's bill (paid around midnight), or really missing: ask.
+            // Around midnight the platform may have booked it on the next or previous
+            // day's bill; otherwise a paid trade missing from the bill is a difference.
             let state = connector.query(&trade(&a)).await;
             let platform = match state {
-                Ok(TradeState::Paid { .. }) => continue,
+                Ok(TradeState::Paid { .. }) if near_midnight(a.updated_at) => continue,
+                Ok(TradeState::Paid { .. }) => "账单中没有；查询：已支付".to_string(),
                 Ok(TradeState::Unpaid { state, .. }) => format!("账单中没有；查询：{state}"),
                 Ok(_) => "账单中没有；查询：无此交易".to_string(),
                 Err(e) => format!("账单中没有；查询失败：{}", e.message),

@@ -21,6 +21,8 @@ struct Columns {
     amount: usize,
     out_refund_no: Option<usize>,
     refund_id: Option<usize>,
+    /// 申请退款金额 (what the merchant asked for, as the shop records it), else 退款金额
+    /// (net of coupons) in bills without it.
     refund_amount: Option<usize>,
     fee: Option<usize>,
 }
@@ -48,7 +50,7 @@ impl Columns {
             amount,
             out_refund_no: find("商户退款单号"),
             refund_id: find("微信退款单号"),
-            refund_amount: find("退款金额"),
+            refund_amount: find("申请退款金额").or_else(|| find("退款金额")),
             fee: find("手续费"),
         })
     }
@@ -69,10 +71,15 @@ pub fn parse(text: &str) -> Result<Bill, BillError> {
     let cols = Columns::of(&header, hline)?;
     let mut bill = Bill::default();
     for (n, row) in rows {
-        let values: Vec<&str> = row.split(',').collect();
-        if cell(values[0]).starts_with("总交易单数") {
+        if row.trim_start().starts_with("总交易单数") {
             break; // the summary header; the summary row follows
         }
+        // Every value starts with a backquote, so a comma inside one (a product name) is
+        // not a separator: values are split at comma-backquote.
+        let values: Vec<&str> = match row.trim_start().strip_prefix('`') {
+            Some(rest) => rest.split(",`").collect(),
+            None => row.split(',').collect(),
+        };
         if values.len() != header.len() {
             return Err(BillError::Malformed {
                 line: n,
@@ -191,6 +198,21 @@ mod tests {
             parse("交易时间,商户号\n`x,`y\n"),
             Err(BillError::Malformed { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_comma_inside_a_value_is_not_a_separator() {
+        let named = ALL.replacen("`结算商城-云南小粒咖啡豆,", "`结算商城-咖啡豆, 500g,", 1);
+        let bill = read(&named);
+        assert_eq!(bill.lines[0].amount, Money::from_fen(16_800));
+        assert_eq!(bill.lines[0].fee_e5, 100_800);
+    }
+
+    #[test]
+    fn a_refund_is_what_was_asked_for_not_net_of_coupons() {
+        // 退款金额 68.00 minus a 10.00 coupon; 申请退款金额 stays 68.00.
+        let coupon = ALL.replacen("`68.00,`0.00,`ORIGINAL", "`58.00,`10.00,`ORIGINAL", 1);
+        assert_eq!(read(&coupon).lines[1].amount, Money::from_fen(6_800));
     }
 
     #[test]

@@ -10,6 +10,9 @@ use crate::payment::transport_error;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+/// The largest bill file read (a day of a few hundred thousand trades).
+const MAX_BILL_BYTES: usize = 256 << 20;
+
 /// Merchant credentials and where the API lives.
 #[derive(Clone)]
 pub struct WxPay {
@@ -240,7 +243,19 @@ impl WxPay {
                 res.status()
             )));
         }
-        let text = res.text().await.map_err(failed)?;
+        let too_big = || BillError::Failed("downloadbill: the file is too large".into());
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_BILL_BYTES as u64)
+        {
+            return Err(too_big());
+        }
+        let bytes = res.bytes().await.map_err(failed)?;
+        if bytes.len() > MAX_BILL_BYTES {
+            return Err(too_big());
+        }
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| BillError::Failed("downloadbill: not UTF-8".into()))?;
         if !text.trim_start().starts_with('<') {
             return super::bill::parse(&text);
         }
