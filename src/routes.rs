@@ -140,6 +140,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, mode: PayMode, metrics: bool) {
                     "/alipay/gateway.do",
                     web::post().to(sandbox::alipay_gateway),
                 )
+                .route("/alipay/bill/{token}", web::get().to(sandbox::alipay_bill))
                 .route(
                     "/alipay/{kind}/{code}",
                     web::get().to(sandbox::alipay_phone),

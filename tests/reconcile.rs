@@ -47,6 +47,23 @@ async fn reconcile(app: &TestApp, holder: &str) -> Outcome {
         .expect("the day's lease")
 }
 
+/// Today's bill is not made yet; then the trades move to yesterday (APIv3 answers and
+/// Alipay requests must be timed close to the other side's clock, so the sandbox's clock
+/// cannot move a day on instead) and yesterday is reconciled.
+async fn today_then_yesterday(app: &TestApp, provider: Provider) -> Outcome {
+    let gateway = app.state.gateway();
+    let early = gateway.reconcile(today(), provider, "early").await.unwrap();
+    assert_eq!(early.unwrap().run.status, "not_ready");
+    app.sandbox_control("age", json!({ "seconds": 86_400 }))
+        .await;
+    let yesterday = today() - chrono::Duration::days(1);
+    gateway
+        .reconcile(yesterday, provider, "late")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// (kind, out_trade_no) of each difference, sorted.
 fn kinds(o: &Outcome) -> Vec<(&'static str, String)> {
     let mut v: Vec<_> = o
@@ -377,26 +394,7 @@ async fn an_apiv3_merchant_reconciles_with_its_tradebill() {
         .await;
     app.sandbox_pay(json!({ "out_trade_no": missed_no })).await;
     assert_eq!(app.attempts(missed)[0].provider, "wechat_v3");
-    let early = app
-        .state
-        .gateway()
-        .reconcile(today(), Provider::WechatV3, "v3-early")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(early.run.status, "not_ready", "STATEMENT_CREATING");
-    // APIv3 answers must be signed within 5 minutes of the shop's clock: the trades move
-    // to yesterday instead of the sandbox's clock to tomorrow.
-    app.sandbox_control("age", json!({ "seconds": 86_400 }))
-        .await;
-    let yesterday = today() - chrono::Duration::days(1);
-    let o = app
-        .state
-        .gateway()
-        .reconcile(yesterday, Provider::WechatV3, "v3")
-        .await
-        .unwrap()
-        .unwrap();
+    let o = today_then_yesterday(&app, Provider::WechatV3).await;
     assert_eq!(o.run.status, "done", "{:?}", o.run);
     assert_eq!(
         (o.run.payments, o.run.payment_total),
@@ -404,4 +402,58 @@ async fn an_apiv3_merchant_reconciles_with_its_tradebill() {
     );
     assert_eq!(kinds(&o), vec![("missing_in_shop", missed_no.clone())]);
     assert_eq!(order_status(&app, missed), 2);
+}
+
+#[tokio::test]
+async fn alipay_direct_reconciles_with_its_gbk_zip_bill() {
+    let mut config = common::test_config(&common::fresh_database_url());
+    config.cashier = jiesuan::config::Cashier::Direct;
+    let app = TestApp::spawn_on(config).await;
+    assert!(app
+        .state
+        .gateway()
+        .billed_providers()
+        .contains(&Provider::Alipay));
+    app.pc_register("ali_recon").await;
+    app.pc_address().await;
+    // The Alipay app scans the shop's QR: its precreate attempt.
+    let scan = || async {
+        let order_no = app.pc_order(1, 1).await;
+        let (status, _, _) = app.open_qr(&order_no, common::ALIPAY_UA).await;
+        assert_eq!(status, 302);
+        let id = app.order_by_no(&order_no).id;
+        let a = app.attempts(id).pop().unwrap();
+        assert_eq!(a.provider, "alipay");
+        (id, a.out_trade_no, a.amount)
+    };
+    let (paid, paid_no, paid_fen) = scan().await;
+    app.sandbox_pay(json!({ "out_trade_no": paid_no })).await;
+    app.wait_for_status(paid, 2).await;
+    let (missed, missed_no, missed_fen) = scan().await;
+    app.set_faults(json!({ "prefix": missed_no, "never_deliver": true }))
+        .await;
+    app.sandbox_pay(json!({ "out_trade_no": missed_no })).await;
+    let (twice, twice_no, twice_fen) = scan().await;
+    app.set_faults(json!({ "prefix": twice_no, "bill_duplicate_refund": true }))
+        .await;
+    app.sandbox_pay(json!({ "out_trade_no": twice_no })).await;
+    app.wait_for_status(twice, 2).await;
+    refund(&app, twice, 100, &format!("RA{twice}"), 7).await;
+    assert_eq!(order_status(&app, missed), 1);
+    let o = today_then_yesterday(&app, Provider::Alipay).await;
+    assert_eq!(o.run.status, "done", "{:?}", o.run);
+    assert_eq!(
+        (o.run.payments, o.run.payment_total),
+        (3, paid_fen + missed_fen + twice_fen)
+    );
+    assert_eq!((o.run.refunds, o.run.refund_total), (2, 200));
+    assert_eq!(
+        kinds(&o),
+        vec![
+            ("duplicate_refund", twice_no.clone()),
+            ("missing_in_shop", missed_no.clone()),
+        ]
+    );
+    assert_eq!(order_status(&app, missed), 2, "补单");
+    let _ = paid;
 }

@@ -691,6 +691,18 @@ pub async fn age_trades(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `GET /sandbox/alipay/bill/{token}`: the bill zip a `bill_download_url` names, for 30 s.
+pub async fn alipay_bill(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let sb = sandbox(&state)?;
+    match sb.ali_bill_zip(&token) {
+        Some(zip) => Ok(HttpResponse::Ok().content_type("application/zip").body(zip)),
+        None => Err(PageError::not_found("账单下载链接无效或已过期")),
+    }
+}
+
 /// `POST /sandbox/control/forget`: the sandbox forgets every trade, as after a restart.
 pub async fn forget(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     sandbox(&state)?.forget();

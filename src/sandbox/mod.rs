@@ -162,6 +162,8 @@ pub struct State {
     pub wx_refunds: HashMap<String, WxRefund>,
     /// APIv3 bill downloads: token -> (the file, when it was made).
     pub bills: HashMap<String, (String, i64)>,
+    /// Alipay bill downloads: token -> (the zip, when it was made).
+    pub ali_bills: HashMap<String, (Vec<u8>, i64)>,
     /// Charge ids in creation order.
     pub charge_ids: Vec<String>,
     pub rules: Vec<FaultRule>,
@@ -334,9 +336,10 @@ impl Sandbox {
         };
     }
 
-    /// Moves every WeChat trade and refund `seconds` into the past (their bill day with
-    /// them), while the clock stays: an APIv3 client believes only answers signed within 5
-    /// minutes of its own clock, so a test cannot move the clock a day on for a bill.
+    /// Moves every WeChat and Alipay trade and refund `seconds` into the past (their bill
+    /// day with them), while the clock stays: APIv3 answers must be signed, and Alipay
+    /// requests stamped, close to the other side's clock, so a test cannot move the clock a
+    /// day on for a bill.
     pub fn age_trades(&self, seconds: i64) {
         let mut st = self.state();
         let shift = |t: &str| {
@@ -353,6 +356,17 @@ impl Sandbox {
         }
         for r in st.wx_refunds.values_mut() {
             r.created_at -= seconds;
+        }
+        let back = |t: &mut Option<i64>| *t = t.map(|at| at - seconds);
+        for t in st.alipay.trades.values_mut() {
+            t.requested_at -= seconds;
+            t.expire_at -= seconds;
+            back(&mut t.gmt_create);
+            back(&mut t.gmt_payment);
+            back(&mut t.gmt_close);
+        }
+        for r in &mut st.alipay.refunds {
+            r.at -= seconds;
         }
     }
 

@@ -3,6 +3,7 @@
 //! primitives of `payment::pingpp::sign`, `payment::transport_error` and
 //! `payment::connector`; never config, services or the database.
 
+pub mod bill;
 pub mod client;
 pub mod connector;
 pub mod notify;

@@ -9,6 +9,7 @@
 //! mistake, but the certificate SNs of `payment::x509` (python-alipay-sdk checks those). May
 //! import payment::pingpp::sign (RSA), payment::x509, config, assets and domain.
 
+pub mod bill;
 pub mod refund;
 pub mod trade;
 
@@ -176,7 +177,7 @@ impl Call {
 }
 
 /// The methods the sandbox plays.
-pub const METHODS: [&str; 7] = [
+pub const METHODS: [&str; 8] = [
     "alipay.trade.precreate",
     "alipay.trade.page.pay",
     "alipay.trade.wap.pay",
@@ -184,6 +185,7 @@ pub const METHODS: [&str; 7] = [
     "alipay.trade.close",
     "alipay.trade.refund",
     "alipay.trade.fastpay.refund.query",
+    "alipay.data.dataservice.bill.downloadurl.query",
 ];
 
 /// Whether a method is a browser form (page.pay, wap.pay): its answer is a page, not JSON.
@@ -248,6 +250,7 @@ impl Sandbox {
             "alipay.trade.query" => (self.ali_query(&call), 0),
             "alipay.trade.close" => (self.ali_close(&call), 0),
             "alipay.trade.refund" => self.ali_refund(&call),
+            "alipay.data.dataservice.bill.downloadurl.query" => (self.ali_bill_url(&call), 0),
             // alipay.trade.fastpay.refund.query, the last of METHODS.
             _ => (self.ali_refund_query(&call), 0),
         };
