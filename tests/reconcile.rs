@@ -457,3 +457,54 @@ async fn alipay_direct_reconciles_with_its_gbk_zip_bill() {
     assert_eq!(order_status(&app, missed), 2, "补单");
     let _ = paid;
 }
+
+#[tokio::test]
+async fn the_daily_job_reconciles_the_last_three_days_from_its_hour() {
+    let count = |app: &TestApp| -> i64 {
+        app.with_conn(|c| {
+            use diesel::prelude::*;
+            use jiesuan::models::schema::recon_run::dsl as r;
+            r::recon_run.count().get_result(c).unwrap()
+        })
+    };
+    // reconcile_hour = 24: never by itself.
+    let mut config = common::test_config(&common::fresh_database_url());
+    config.reconcile_hour = 24;
+    let never = TestApp::spawn_on(config).await;
+    jiesuan::jobs::tick(&never.state.gateway(), &never.state).await;
+    assert_eq!(count(&never), 0);
+    // From hour 0: yesterday and the two days before, once each.
+    let mut config = common::test_config(&common::fresh_database_url());
+    config.reconcile_hour = 0;
+    let app = TestApp::spawn_on(config).await;
+    jiesuan::jobs::tick(&app.state.gateway(), &app.state).await;
+    assert_eq!(count(&app), 3);
+    let days: Vec<String> = app.with_conn(|c| {
+        use diesel::prelude::*;
+        use jiesuan::models::schema::recon_run::dsl as r;
+        r::recon_run
+            .select(r::bill_date)
+            .order(r::bill_date.desc())
+            .load(c)
+            .unwrap()
+    });
+    let yesterday = today() - chrono::Duration::days(1);
+    assert_eq!(days[0], yesterday.to_string());
+    // A done day is not fetched again: its run stays as it was.
+    let finished = || {
+        app.with_conn(|c| {
+            use diesel::prelude::*;
+            use jiesuan::models::schema::recon_run::dsl as r;
+            r::recon_run
+                .select(r::finished_at)
+                .order(r::bill_date.asc())
+                .load::<chrono::NaiveDateTime>(c)
+                .unwrap()
+        })
+    };
+    let before = finished();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    jiesuan::jobs::tick(&app.state.gateway(), &app.state).await;
+    assert_eq!(count(&app), 3);
+    assert_eq!(finished(), before);
+}

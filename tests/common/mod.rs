@@ -114,6 +114,8 @@ pub fn test_config(database_url: &str) -> Config {
     config.seed_demo_data = true;
     // Tests drive the sweep themselves where they need it.
     config.sweep_interval_seconds = 0;
+    // The daily reconciliation only where a test asks for it, whatever the hour in Beijing.
+    config.reconcile_hour = 24;
     config
 }
 
