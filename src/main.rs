@@ -110,10 +110,7 @@ fn flag<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 
 /// `jiesuan reconcile [--date YYYY-MM-DD] [--provider NAME]`.
 fn reconcile(config: Config, args: &[String]) -> Result<(), String> {
-    let yesterday = chrono::Utc::now()
-        .with_timezone(&jiesuan::domain::shanghai())
-        .date_naive()
-        - chrono::Duration::days(1);
+    let yesterday = jiesuan::domain::today_shanghai() - chrono::Duration::days(1);
     let day = match flag(args, "--date") {
         None => yesterday,
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")

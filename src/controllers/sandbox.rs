@@ -135,7 +135,7 @@ pub async fn oauth_authorize(
             .body(format!(
                 "<!doctype html><meta charset=utf-8><title>微信网页授权</title>\
                  <p id=oauth-error>Oops! Something went wrong:( {}</p>",
-                html_escape(&why)
+                tera::escape_html(&why)
             )),
     };
     if known.is_none() {
@@ -146,13 +146,6 @@ pub async fn oauth_authorize(
         res.add_cookie(&cookie).map_err(PageError::internal)?;
     }
     Ok(res)
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// `GET /sandbox/wechat/jsbridge.js`: the stand-in for the WeChat browser's WeixinJSBridge.

@@ -18,6 +18,11 @@ pub fn shanghai() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| unreachable!("+08:00 is in range"))
 }
 
+/// Today's date in Asia/Shanghai (Beijing).
+pub fn today_shanghai() -> chrono::NaiveDate {
+    chrono::Utc::now().with_timezone(&shanghai()).date_naive()
+}
+
 /// Formats a UTC timestamp as Asia/Shanghai wall-clock time, `2026-11-23 11:07:52`.
 pub fn format_shanghai(t: chrono::NaiveDateTime) -> String {
     t.and_utc()

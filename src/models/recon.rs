@@ -28,9 +28,11 @@ pub struct ReconRun {
     pub finished_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A difference; `id` is the database's (left out when inserted).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = recon_diff)]
 pub struct ReconDiff {
+    #[diesel(skip_insertion)]
     pub id: i32,
     pub bill_date: String,
     pub provider: String,
@@ -48,27 +50,9 @@ pub struct ReconDiff {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = recon_diff)]
-pub struct NewDiff {
-    pub bill_date: String,
-    pub provider: String,
-    pub kind: String,
-    pub out_trade_no: Option<String>,
-    pub out_refund_no: Option<String>,
-    pub order_id: Option<i32>,
-    pub shop_value: String,
-    pub platform_value: String,
-    pub action: String,
-    pub resolved_by: Option<String>,
-    pub resolved_note: Option<String>,
-    pub resolved_at: Option<NaiveDateTime>,
-    pub created_at: NaiveDateTime,
-}
-
 /// Replaces the run of (`run.bill_date`, `run.provider`) and its differences.
 /// A difference found again keeps its resolution (who, when, the note).
-pub fn replace(conn: &mut Conn, run: &ReconRun, diffs: &[NewDiff]) -> QueryResult<()> {
+pub fn replace(conn: &mut Conn, run: &ReconRun, diffs: &[ReconDiff]) -> QueryResult<()> {
     let day = recon_diff::bill_date.eq(&run.bill_date);
     let provider = recon_diff::provider.eq(&run.provider);
     let resolved: Vec<ReconDiff> = recon_diff::table
@@ -77,7 +61,7 @@ pub fn replace(conn: &mut Conn, run: &ReconRun, diffs: &[NewDiff]) -> QueryResul
         .filter(recon_diff::resolved_at.is_not_null())
         .select(ReconDiff::as_select())
         .load(conn)?;
-    let same = |old: &ReconDiff, new: &NewDiff| {
+    let same = |old: &ReconDiff, new: &ReconDiff| {
         old.kind == new.kind
             && old.out_trade_no == new.out_trade_no
             && old.out_refund_no == new.out_refund_no

@@ -3,6 +3,9 @@
 
 use crate::domain::Money;
 
+/// The largest bill file read (a day of a few hundred thousand trades).
+pub const MAX_BILL_BYTES: usize = 256 << 20;
+
 /// What a bill line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineKind {

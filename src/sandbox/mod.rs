@@ -400,6 +400,19 @@ impl Sandbox {
     }
 }
 
+/// Fen as the platforms' yuan string (`0.01`).
+pub fn yuan(fen: i64) -> String {
+    crate::domain::Money::from_fen(fen).yuan()
+}
+
+/// Unix seconds as Beijing wall-clock time.
+pub fn beijing_time(unix: i64) -> chrono::NaiveDateTime {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .with_timezone(&crate::domain::shanghai())
+        .naive_local()
+}
+
 /// `len` random characters from `[0-9A-Za-z]`.
 pub fn random_id(len: usize) -> String {
     use rand::Rng;

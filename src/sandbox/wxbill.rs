@@ -5,19 +5,13 @@
 //! The bill faults (`bill_omit`, `bill_wrong_amount`, `bill_duplicate_refund`,
 //! `bill_malformed`) change the file as a platform's books could differ from the shop's.
 
-use super::{Sandbox, WxOrder, WxRefund};
+use super::{beijing_time as beijing, yuan, Sandbox, WxOrder, WxRefund};
 use crate::payment::wechat::xml::to_xml;
 use chrono::NaiveDate;
 
 const HEADER: &str = "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注";
 const SUMMARY: &str =
     "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
-
-/// Fen as yuan with two decimals.
-fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
-}
 
 /// The 0.6 % fee in 1/100000 yuan (fen × 600 / 100000 yuan = fen × 6).
 fn fee_e5(fen: i64) -> i64 {
@@ -27,12 +21,6 @@ fn fee_e5(fen: i64) -> i64 {
 fn e5(v: i64) -> String {
     let sign = if v < 0 { "-" } else { "" };
     format!("{sign}{}.{:05}", v.abs() / 100_000, v.abs() % 100_000)
-}
-
-/// The Beijing date and time of unix seconds `t`.
-fn beijing(t: i64) -> chrono::NaiveDateTime {
-    let utc = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
-    utc.with_timezone(&crate::domain::shanghai()).naive_local()
 }
 
 /// A bill row: the values in header order, each with WeChat's backquote.
@@ -88,7 +76,6 @@ impl Sandbox {
 
     /// The merchant's `ALL` bill of `day` (v2 and APIv3 give the same file), or why none.
     pub fn wx_bill(&self, day: NaiveDate) -> Result<String, NoBill> {
-        let mch_id = self.wechat_mch_id.as_str();
         if day >= beijing(self.now()).date() {
             return Err(NoBill::Creating);
         }
@@ -124,7 +111,7 @@ impl Sandbox {
                 continue;
             }
             let amount = p.order.total_fee + i64::from(f.bill_wrong_amount);
-            let mut values = self.payment_row(p, amount, mch_id);
+            let mut values = self.bill_row(p.order, p.at, None, amount);
             if f.bill_malformed {
                 values[24] = "1x8.00".into();
             }
@@ -138,7 +125,12 @@ impl Sandbox {
             };
             let copies = if f.bill_duplicate_refund { 2 } else { 1 };
             for _ in 0..copies {
-                lines.push(row(&self.refund_row(o, r, mch_id)));
+                lines.push(row(&self.bill_row(
+                    o,
+                    beijing(r.created_at),
+                    Some(r),
+                    r.refund_fee,
+                )));
                 (count, refunded, fees) = (
                     count + 1,
                     refunded + r.refund_fee,
@@ -162,72 +154,67 @@ impl Sandbox {
         Ok(lines.join("\r\n") + "\r\n")
     }
 
-    fn payment_row(&self, p: &Paid<'_>, amount: i64, mch_id: &str) -> Vec<String> {
-        let o = p.order;
+    /// A trade's row: its payment (`refund` None, `amount` as billed) or one of its refunds.
+    fn bill_row(
+        &self,
+        o: &WxOrder,
+        at: chrono::NaiveDateTime,
+        refund: Option<&WxRefund>,
+        amount: i64,
+    ) -> Vec<String> {
         let s = |v: &str| v.to_string();
-        vec![
-            p.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        let zero = || s("0.00");
+        let (state, settled, refund_cells, fee, ordered, asked) = match refund {
+            None => (
+                "SUCCESS",
+                yuan(amount),
+                [s("0"), s("0"), zero(), zero(), s(""), s("")],
+                fee_e5(amount),
+                yuan(amount),
+                zero(),
+            ),
+            Some(r) => (
+                "REFUND",
+                zero(),
+                [
+                    r.refund_id.clone(),
+                    r.out_refund_no.clone(),
+                    yuan(amount),
+                    zero(),
+                    s("ORIGINAL"),
+                    s("SUCCESS"),
+                ],
+                -fee_e5(amount),
+                zero(),
+                yuan(amount),
+            ),
+        };
+        let mut row = vec![
+            at.format("%Y-%m-%d %H:%M:%S").to_string(),
             o.appid.clone(),
-            s(mch_id),
+            self.wechat_mch_id.clone(),
             s("0"),
             s(""),
             o.transaction_id.clone().unwrap_or_default(),
             o.out_trade_no.clone(),
             o.openid.clone(),
             o.trade_type.clone(),
-            s("SUCCESS"),
+            s(state),
             s("CMB_CREDIT"),
             s("CNY"),
-            yuan(amount),
-            s("0.00"),
-            s("0"),
-            s("0"),
-            s("0.00"),
-            s("0.00"),
-            s(""),
-            s(""),
+            settled,
+            zero(),
+        ];
+        row.extend(refund_cells);
+        row.extend([
             o.body.clone(),
             o.attach.clone(),
-            e5(fee_e5(amount)),
+            e5(fee),
             s("0.60%"),
-            yuan(amount),
-            s("0.00"),
+            ordered,
+            asked,
             s(""),
-        ]
-    }
-
-    fn refund_row(&self, o: &WxOrder, r: &WxRefund, mch_id: &str) -> Vec<String> {
-        let s = |v: &str| v.to_string();
-        vec![
-            beijing(r.created_at)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string(),
-            o.appid.clone(),
-            s(mch_id),
-            s("0"),
-            s(""),
-            o.transaction_id.clone().unwrap_or_default(),
-            o.out_trade_no.clone(),
-            o.openid.clone(),
-            o.trade_type.clone(),
-            s("REFUND"),
-            s("CMB_CREDIT"),
-            s("CNY"),
-            s("0.00"),
-            s("0.00"),
-            r.refund_id.clone(),
-            r.out_refund_no.clone(),
-            yuan(r.refund_fee),
-            s("0.00"),
-            s("ORIGINAL"),
-            s("SUCCESS"),
-            o.body.clone(),
-            o.attach.clone(),
-            e5(-fee_e5(r.refund_fee)),
-            s("0.60%"),
-            s("0.00"),
-            yuan(r.refund_fee),
-            s(""),
-        ]
+        ]);
+        row
     }
 }

@@ -39,9 +39,7 @@ pub fn shanghai_midnight(d: NaiveDate) -> NaiveDateTime {
         .unwrap_or(local)
 }
 
-pub fn today_shanghai() -> NaiveDate {
-    now().and_utc().with_timezone(&shanghai()).date_naive()
-}
+pub use crate::domain::today_shanghai;
 
 /// The admin's order filter, parsed.
 #[derive(Debug, Clone, Default)]

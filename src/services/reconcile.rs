@@ -11,7 +11,7 @@ use super::pay::{self, LogEntry, Proof};
 use super::{run, ServiceError};
 use crate::domain::{AttemptStatus, Money, Provider, RefundStatus};
 use crate::models::pay::PayAttempt;
-use crate::models::recon::{self, NewDiff, ReconRun};
+use crate::models::recon::{self, ReconDiff, ReconRun};
 use crate::models::{job_lease, refund as refund_rows};
 use crate::payment::bill::{Bill, BillError, BillLine, LineKind};
 use crate::payment::connector::TradeState;
@@ -109,16 +109,9 @@ pub struct Outcome {
     pub differences: Vec<Difference>,
 }
 
-/// Today in Beijing.
-fn beijing_today() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&crate::domain::shanghai())
-        .date_naive()
-}
-
 /// The UTC bounds of a Beijing day, as the shop's timestamps are kept.
 fn utc_bounds(day: NaiveDate) -> (chrono::NaiveDateTime, chrono::NaiveDateTime) {
-    let start = day.and_hms_opt(0, 0, 0).unwrap_or_default() - chrono::Duration::hours(8);
+    let start = super::admin::shanghai_midnight(day);
     (start, start + chrono::Duration::days(1))
 }
 
@@ -436,9 +429,10 @@ fn summary(day: NaiveDate, provider: Provider, bill: &Bill, differences: usize) 
     }
 }
 
-fn new_diff(run: &ReconRun, d: &Difference) -> NewDiff {
+fn new_diff(run: &ReconRun, d: &Difference) -> ReconDiff {
     let clip = |s: &str| s.chars().take(255).collect::<String>();
-    NewDiff {
+    ReconDiff {
+        id: 0,
         bill_date: run.bill_date.clone(),
         provider: run.provider.clone(),
         kind: d.kind.as_str().into(),
@@ -535,7 +529,7 @@ impl Gateway {
         let compared = run(&self.db, move |c| compare(c, provider, day, &b)).await?;
         // "No bill" while the shop has payments that day: a bill not made yet (the platforms
         // do not always say which), tried again later; an older day is compared as it is.
-        let yesterday = beijing_today() - chrono::Duration::days(1);
+        let yesterday = crate::domain::today_shanghai() - chrono::Duration::days(1);
         if no_bill && !compared.missing.is_empty() && day >= yesterday {
             let why = format!(
                 "no bill yet, and {} payment(s) in the shop",
@@ -573,7 +567,7 @@ impl Gateway {
             ));
         }
         let summary = summary(day, provider, &bill, differences.len());
-        let rows: Vec<NewDiff> = differences.iter().map(|d| new_diff(&summary, d)).collect();
+        let rows: Vec<ReconDiff> = differences.iter().map(|d| new_diff(&summary, d)).collect();
         let r = summary.clone();
         run(&self.db, move |c| {
             crate::db::write_tx(c, |c| Ok(recon::replace(c, &r, &rows)?))

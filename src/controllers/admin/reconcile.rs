@@ -28,10 +28,7 @@ fn day_of(date: Option<&str>) -> Result<NaiveDate, PageError> {
     match date.filter(|d| !d.is_empty()) {
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .map_err(|_| PageError::bad_request("日期格式应为 YYYY-MM-DD。")),
-        None => Ok(chrono::Utc::now()
-            .with_timezone(&crate::domain::shanghai())
-            .date_naive()
-            - chrono::Duration::days(1)),
+        None => Ok(crate::domain::today_shanghai() - chrono::Duration::days(1)),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::client::{beijing, Alipay, AlipayError};
 use crate::domain::{Channel, Money, Provider};
-use crate::payment::bill::{Bill, BillError};
+use crate::payment::bill::{Bill, BillError, MAX_BILL_BYTES};
 use crate::payment::connector::{
     Call, Closed, Connector, Created, Failure, Paid, PaymentRequest, RefundOrder, RefundState,
     Submitted, Trade, TradeState,
@@ -218,18 +218,13 @@ impl AlipayConnector {
     }
 }
 
-/// The largest bill zip read.
-const MAX_BILL_BYTES: usize = 256 << 20;
-
 impl AlipayConnector {
     /// The day's trade bill: `alipay.data.dataservice.bill.downloadurl.query`, then the zip
     /// at its `bill_download_url` (valid 30 s). Alipay makes no bill of a day before the next
     /// morning, and says only "no bill" (`…BILL_NOT_EXIST`) for a bill not made yet and for a
     /// day without trades: yesterday's is taken as not ready, an older day's as empty.
     async fn bill(&self, day: chrono::NaiveDate) -> Result<Bill, BillError> {
-        let today = chrono::Utc::now()
-            .with_timezone(&crate::domain::shanghai())
-            .date_naive();
+        let today = crate::domain::today_shanghai();
         if day >= today {
             return Err(BillError::NotReady(format!("{day} is not over")));
         }

@@ -4,14 +4,11 @@
 use super::sign::{sign, verify, Params, SignType};
 use super::xml::{parse, to_xml, MAX_BODY};
 use crate::config::Redacted;
-use crate::payment::bill::{Bill, BillError};
+use crate::payment::bill::{Bill, BillError, MAX_BILL_BYTES};
 use crate::payment::connector::JsapiLaunch;
 use crate::payment::transport_error;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
-
-/// The largest bill file read (a day of a few hundred thousand trades).
-const MAX_BILL_BYTES: usize = 256 << 20;
 
 /// Merchant credentials and where the API lives.
 #[derive(Clone)]

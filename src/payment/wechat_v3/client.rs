@@ -12,7 +12,7 @@ use super::wire::{
     check_out_refund_no, check_out_trade_no, prepay_body, refund_body, ErrorBody, Prepared, Prepay,
     PrepayAnswer, Refund, RefundRequest, TradeType, Transaction,
 };
-use crate::payment::bill::BillError;
+use crate::payment::bill::{BillError, MAX_BILL_BYTES};
 use crate::payment::pingpp::sign::RsaPrivateKey;
 use crate::payment::transport_error;
 use chrono::{DateTime, Utc};
@@ -28,8 +28,6 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// Answers larger than this are not read.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
-/// The largest bill file read (a day of a few hundred thousand trades).
-pub const MAX_BILL_BYTES: usize = 256 << 20;
 
 const UA: &str = concat!(
     "jiesuan/",

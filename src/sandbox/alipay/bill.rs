@@ -15,10 +15,7 @@ const HEADER: &str = "支付宝交易号,商户订单号,业务类型,商品名�
 const URL_LIFE: i64 = 30;
 
 fn day_of(unix: i64) -> chrono::NaiveDate {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .unwrap_or_default()
-        .with_timezone(&crate::domain::shanghai())
-        .date_naive()
+    super::super::beijing_time(unix).date()
 }
 
 /// The 0.6 % service fee of `fen`, as Alipay writes it (negative: the merchant pays it).

@@ -447,17 +447,12 @@ pub fn beijing(t: &str, format: &str) -> Option<i64> {
 
 /// Unix seconds as Alipay writes times: `yyyy-MM-dd HH:mm:ss`, Beijing.
 pub fn beijing_text(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .unwrap_or_default()
-        .with_timezone(&crate::domain::shanghai())
+    super::beijing_time(unix)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
 
-/// Fen as Alipay's yuan string (`0.01`).
-pub fn yuan(fen: i64) -> String {
-    crate::domain::Money::from_fen(fen).yuan()
-}
+pub use super::yuan;
 
 /// A trade as the sandbox's Alipay keeps it.
 #[derive(Debug, Clone)]
